@@ -1,0 +1,39 @@
+# robustcv developer commands. `make demo` and `make test` work on a fresh machine:
+# they create .venv, install torch 2.13.0 (CPU) and robustcv, and get Fashion-MNIST.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.robustcv-installed
+
+.PHONY: setup data demo test test-fast lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	@$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+data: setup
+	PYTHON=$(BIN)/python ./scripts/get-data.sh
+
+demo: data
+	$(BIN)/robustcv eval --model zoo:fmnist-cnn --data fashion-mnist
+	$(BIN)/robustcv eval --model zoo:fmnist-cnn-at --data fashion-mnist
+
+test: data
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not fmnist" -x -q
+
+lint: setup
+	$(BIN)/ruff check robustcv tests benchmarks
+	$(BIN)/ruff format --check robustcv tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,29 @@
+"""robustcv: find how and where a computer-vision model breaks, and help fix it.
+
+The names most users need are re-exported here::
+
+    import robustcv
+    model = robustcv.load_model("zoo:fmnist-cnn")
+    data = robustcv.load_dataset("fashion-mnist", split="test")
+    print(robustcv.accuracy(model, data).accuracy)
+"""
+
+from robustcv.core import InputError, Model, RobustcvError, check_images, check_labels
+from robustcv.data import Dataset, load_dataset
+from robustcv.diagnostics import accuracy
+from robustcv.models import load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "InputError",
+    "Model",
+    "RobustcvError",
+    "__version__",
+    "accuracy",
+    "check_images",
+    "check_labels",
+    "load_dataset",
+    "load_model",
+]

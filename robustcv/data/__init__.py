@@ -1,0 +1,37 @@
+"""Datasets under the image contract.
+
+``load_dataset(spec)`` reads named datasets (Fashion-MNIST) and files on disk (IDX, npz, image
+folders, CIFAR-10 binary).
+"""
+
+from robustcv.data.cifar import CIFAR10_CLASSES, read_cifar10_binary
+from robustcv.data.dataset import ArraySource, Dataset, Source, images_to_tensor
+from robustcv.data.fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    fetch_fashion_mnist,
+    find_fashion_mnist,
+)
+from robustcv.data.fetch import content_sha256, fetch_files, user_cache_dir
+from robustcv.data.folder import FolderSource
+from robustcv.data.idx import read_idx, write_idx
+from robustcv.data.loading import DATASETS, load_dataset
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "DATASETS",
+    "FASHION_MNIST_CLASSES",
+    "ArraySource",
+    "Dataset",
+    "FolderSource",
+    "Source",
+    "content_sha256",
+    "fetch_fashion_mnist",
+    "fetch_files",
+    "find_fashion_mnist",
+    "images_to_tensor",
+    "load_dataset",
+    "read_cifar10_binary",
+    "read_idx",
+    "user_cache_dir",
+    "write_idx",
+]

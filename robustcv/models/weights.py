@@ -1,0 +1,90 @@
+"""Load weights into a network safely.
+
+Weights come from safetensors files or state_dicts read with ``torch.load(weights_only=True)``;
+arbitrary pickled objects are never unpickled.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from robustcv.core.errors import InputError
+
+__all__ = ["load_weights", "read_state_dict"]
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state_dict from a ``.safetensors`` file or a PyTorch checkpoint (tensors only).
+
+    A checkpoint holding ``{"state_dict": {...}}`` or ``{"model": {...}}`` is unwrapped.
+
+    Raises:
+        InputError: missing, truncated or unsafe files, with the reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise InputError(
+                f"cannot read safetensors file {path}: {err}; the file is truncated or corrupt"
+            ) from err
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise InputError(
+            f"{path} holds more than tensors (refused: robustcv never unpickles arbitrary "
+            f"objects). Save only the state_dict (torch.save(net.state_dict(), f)) or use "
+            f"safetensors. Detail: {str(err).splitlines()[0]}"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise InputError(f"cannot read weights file {path}: {err}; it may be truncated") from err
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(f"{path} does not hold a state_dict (a dict of tensors)")
+    return obj
+
+
+def load_weights(net: nn.Module, path: str | Path) -> nn.Module:
+    """Load a state_dict file into ``net`` strictly; mismatches are reported clearly.
+
+    Returns:
+        ``net`` (modified in place).
+    """
+    state = read_state_dict(path)
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape_bad = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shape_bad:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        if shape_bad:
+            parts.append(f"shape mismatches {shape_bad[:3]}")
+        raise InputError(
+            f"weights in {path} do not match the network ({'; '.join(parts)}); check that the "
+            "factory builds the same architecture the weights were saved from"
+        )
+    net.load_state_dict(state)
+    return net

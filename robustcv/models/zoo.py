@@ -1,0 +1,83 @@
+"""The model zoo: small models shipped inside the package (safetensors + a JSON model card).
+
+Each zoo entry is a folder ``robustcv/models/zoo/<name>/`` holding ``model.safetensors`` and
+``card.json`` (architecture, preprocessing, recipe, seed, data, measured accuracies, training
+time and the command that reproduces it). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustcv.core.errors import InputError
+from robustcv.core.model import Model
+from robustcv.core.registry import Registry
+from robustcv.models.architectures import build_architecture
+from robustcv.models.weights import load_weights
+
+__all__ = ["ZOO", "ZOO_DIR", "ZooEntry", "load_zoo_model", "zoo_card"]
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """Where a zoo model lives and what it is."""
+
+    name: str
+    folder: Path
+    summary: str
+
+
+ZOO: Registry[ZooEntry] = Registry("zoo model")
+for _name, _summary in (
+    ("fmnist-cnn", "small CNN, standard training on Fashion-MNIST"),
+    ("fmnist-cnn-at", "small CNN, FGSM-RS adversarial training (L-inf eps=0.1) on Fashion-MNIST"),
+):
+    ZOO.add(_name, ZooEntry(_name, ZOO_DIR / _name, _summary), summary=_summary)
+
+
+def zoo_card(name: str) -> dict[str, Any]:
+    """The parsed model card of a zoo model.
+
+    Example:
+        >>> zoo_card("fmnist-cnn")["architecture"]
+        'small-cnn'
+    """
+    entry = ZOO.get(name)
+    path = entry.folder / "card.json"
+    if not path.exists():
+        raise InputError(f"zoo model '{name}' has no card at {path}; reinstall robustcv")
+    card: dict[str, Any] = json.loads(path.read_text())
+    return card
+
+
+def load_zoo_model(name: str, *, device: torch.device | str | None = None) -> Model:
+    """Build a zoo model from its card and shipped weights.
+
+    Example:
+        >>> model = load_zoo_model("fmnist-cnn")
+        >>> model.num_classes
+        10
+    """
+    entry = ZOO.get(name)
+    card = zoo_card(name)
+    net = build_architecture(card["architecture"], **card.get("architecture_kwargs", {}))
+    load_weights(net, entry.folder / "model.safetensors")
+    pre = card.get("preprocessing", {})
+    lo, hi = pre.get("input_range", (0.0, 1.0))
+    return Model(
+        net,
+        mean=pre.get("mean"),
+        std=pre.get("std"),
+        input_range=(float(lo), float(hi)),
+        num_classes=card.get("architecture_kwargs", {}).get("num_classes"),
+        features=card.get("features"),
+        device=device,
+        name=f"zoo:{entry.name}",
+    )

@@ -1,0 +1,37 @@
+"""Shared fixtures. Tests that need the real Fashion-MNIST use the ``fmnist_test`` fixture (or the
+``fmnist`` marker): they are skipped locally when the data is missing, but FAIL when CI=true."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from robustcv.core.errors import DataNotFoundError
+
+
+def _require_fmnist() -> None:
+    from robustcv.data.fashion_mnist import find_fashion_mnist
+
+    try:
+        find_fashion_mnist("test")
+        find_fashion_mnist("train")
+    except DataNotFoundError as err:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but Fashion-MNIST is missing: {err}")
+        pytest.skip(f"Fashion-MNIST not installed: {err}")
+
+
+@pytest.fixture(autouse=True)
+def _fmnist_marker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("fmnist") is not None:
+        _require_fmnist()
+
+
+@pytest.fixture(scope="session")
+def fmnist_test():  # type: ignore[no-untyped-def]
+    """The real Fashion-MNIST test split (10k images)."""
+    _require_fmnist()
+    from robustcv.data import load_dataset
+
+    return load_dataset("fashion-mnist", split="test")
