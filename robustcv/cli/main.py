@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="all",
-        choices=["all", "models", "datasets", "recipes", "architectures"],
+        choices=["all", "models", "datasets", "attacks", "recipes", "architectures"],
     )
     _common(p)
 
@@ -161,7 +161,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -189,6 +189,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.what in ("all", "datasets"):
         payload["datasets"] = [
             {"name": e.name, "aliases": list(e.aliases), "summary": e.summary} for e in DATASETS
+        ]
+    if args.what in ("all", "attacks"):
+        from robustcv.attacks import ATTACKS
+
+        payload["attacks"] = [
+            {
+                "name": e.name,
+                "summary": f"[{e.obj.kind}; {', '.join(e.obj.norms)}] {e.summary}",
+                "kind": e.obj.kind,
+                "norms": list(e.obj.norms),
+                "minimum_norm": e.obj.minimum_norm,
+                "targeted": e.obj.targeted,
+                "params": e.obj.params,
+            }
+            for e in ATTACKS
         ]
     if args.what in ("all", "recipes"):
         payload["recipes"] = [{"name": e.name, "summary": e.summary} for e in RECIPES]

@@ -19,14 +19,20 @@ __all__ = ["Result", "to_jsonable"]
 def to_jsonable(value: Any) -> Any:
     """Convert tensors, numpy values, tuples and nested dataclasses to JSON-friendly objects.
 
-    Non-finite floats become ``None`` so the output is strict JSON.
+    Non-finite floats become ``None`` so the output is strict JSON. Dataclass fields declared
+    with ``field(metadata={"json": False})`` (bulky tensors such as adversarial images) are left
+    out.
 
     Example:
         >>> to_jsonable({"a": torch.tensor([1, 2]), "b": (0.5, float("nan"))})
         {'a': [1, 2], 'b': [0.5, None]}
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.metadata.get("json", True)
+        }
     if isinstance(value, torch.Tensor):
         return to_jsonable(value.detach().cpu().tolist())
     if hasattr(value, "tolist") and type(value).__module__.startswith("numpy"):

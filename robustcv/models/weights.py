@@ -7,6 +7,7 @@ arbitrary pickled objects are never unpickled.
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from torch import nn
 from robustcv.core.errors import InputError
 
 __all__ = ["load_weights", "read_state_dict"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -42,10 +45,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        detail = _ANSI.sub("", str(err)).splitlines()[0]
         raise InputError(
             f"{path} holds more than tensors (refused: robustcv never unpickles arbitrary "
             f"objects). Save only the state_dict (torch.save(net.state_dict(), f)) or use "
-            f"safetensors. Detail: {str(err).splitlines()[0]}"
+            f"safetensors. Detail: {detail}"
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise InputError(f"cannot read weights file {path}: {err}; it may be truncated") from err

@@ -256,8 +256,11 @@ def train(
 
     steps_per_epoch = math.ceil(len(y_tr) / config.batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = epochs * steps_per_epoch
+    # OneCycleLR divides by zero when the warm-up is exactly one step (0.25 * 4 == 1)
+    pct_start = 0.25 if 0.25 * total_steps != 1 else 0.5
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.lr, total_steps=epochs * steps_per_epoch, pct_start=0.25
+        opt, max_lr=config.lr, total_steps=total_steps, pct_start=pct_start
     )
     gen = make_generator(derive_seed(config.seed, "batches"))
     attack_gen = make_generator(derive_seed(config.seed, "attack"), dev)

@@ -80,7 +80,7 @@ for _recipe in (
         _fgsm_rs,
         True,
         "FGSM with random start (Wong et al. 2020), step 1.25 eps, catastrophic-overfitting check",
-        8,
+        12,
     ),
     Recipe(
         "pgd-at",

@@ -1,0 +1,342 @@
+"""The attack contract: a registry of specs, one result type, and a runner that trusts no attack.
+
+An attack is a pure function ``fn(ctx, x, y, **params) -> x_adv`` over a batch. The runner
+(:func:`robustcv.attacks.attack`) validates inputs, builds the :class:`AttackContext`, calls the
+function on a copy of the inputs, then re-projects the result into the budget and the [0, 1] box,
+re-evaluates the model itself and measures norms and cost. Attacks register an
+:class:`AttackSpec` in :data:`ATTACKS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from robustcv.attacks.threat import ThreatModel, get_threat
+from robustcv.core.contract import check_batch
+from robustcv.core.errors import InputError
+from robustcv.core.model import Model
+from robustcv.core.registry import Registry
+from robustcv.core.results import Result
+from robustcv.core.seeding import check_seed, derive_seed
+
+__all__ = [
+    "ATTACKS",
+    "AttackContext",
+    "AttackKind",
+    "AttackResult",
+    "AttackSpec",
+    "attack",
+    "content_keys",
+    "per_sample_generators",
+]
+
+AttackKind = Literal["gradient", "score", "decision", "noise"]
+
+
+@dataclass(frozen=True)
+class AttackContext:
+    """What an attack function receives besides the batch.
+
+    Attributes:
+        model: the wrapped model (call it with ``validate=False`` inside loops).
+        threat: the threat model (norm, projection, random start, steepest direction).
+        eps: per-sample budget (B,), or None for an unbounded minimum-norm attack.
+        targets: target labels (B,) for a targeted attack, else None.
+        seed: the attack's seed; derive per-sample randomness with :func:`per_sample_uniform`.
+        notes: things the attack wants recorded in the result (e.g. a loss switch).
+        keys: (B,) a hash of each clean image's content; per-sample randomness is keyed by
+            (seed, keys[i]), so results depend neither on batch size nor on sample order.
+    """
+
+    model: Model
+    threat: ThreatModel
+    eps: torch.Tensor | None
+    targets: torch.Tensor | None
+    seed: int
+    keys: torch.Tensor
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def targeted(self) -> bool:
+        """Whether the attack aims at ``targets``."""
+        return self.targets is not None
+
+    def is_adversarial(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Success per sample: misclassified (untargeted) or classified as the target."""
+        pred = logits.argmax(1)
+        if self.targets is not None:
+            return pred == self.targets
+        return pred != y
+
+
+AttackFn = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """A registered attack.
+
+    Attributes:
+        name: registry name.
+        fn: ``fn(ctx, x, y, **params) -> x_adv``.
+        kind: gradient, score (logits only), decision (labels only) or noise.
+        minimum_norm: finds per-sample minimal perturbations (``eps=None`` allowed).
+        norms: threat models it supports.
+        targeted: supports targeted mode.
+        params: default hyperparameters (what ``**params`` may override).
+        summary: one line for ``robustcv list attacks``.
+    """
+
+    name: str
+    fn: AttackFn
+    kind: AttackKind
+    minimum_norm: bool
+    norms: tuple[str, ...]
+    targeted: bool
+    params: dict[str, Any]
+    summary: str
+
+
+ATTACKS: Registry[AttackSpec] = Registry("attack")
+
+
+@dataclass
+class AttackResult(Result):
+    """The outcome of one attack on one batch (identical for every attack).
+
+    Attributes:
+        name: the attack.
+        norm: the threat model (linf, l2, l1).
+        eps: the budget, or None for an unbounded minimum-norm run.
+        targeted: whether targets were given.
+        success: (B,) bool: the runner's own re-evaluation found the sample adversarial.
+        norms: (B,) perturbation norms of ``x_adv`` (inf where a minimum-norm attack failed).
+        clean_correct: (B,) bool: the clean prediction was right (or not the target).
+        forward_passes: forward passes spent, in images.
+        backward_passes: input-gradient computations spent, in images.
+        seconds: wall time.
+        config: the full configuration (attack params after defaults, seed, norm, eps).
+        failures: sample index -> reason for samples the attack could not process (NaN logits).
+        x_adv: (B,C,H,W) adversarial images, inside the budget and [0, 1] (not in JSON).
+    """
+
+    name: str
+    norm: str
+    eps: float | None
+    targeted: bool
+    success: torch.Tensor
+    norms: torch.Tensor
+    clean_correct: torch.Tensor
+    forward_passes: int
+    backward_passes: int
+    seconds: float
+    config: dict[str, Any]
+    failures: dict[int, str] = field(default_factory=dict)
+    x_adv: torch.Tensor = field(default_factory=lambda: torch.empty(0), metadata={"json": False})
+
+    @property
+    def robust_accuracy(self) -> float:
+        """Share of samples that are correctly classified and not broken."""
+        return float((self.clean_correct & ~self.success).float().mean())
+
+    @property
+    def success_rate(self) -> float:
+        """Share of samples the attack made adversarial."""
+        return float(self.success.float().mean())
+
+
+def content_keys(x: torch.Tensor) -> torch.Tensor:
+    """A 63-bit hash of each image's bytes (B,), used to key per-sample randomness.
+
+    Example:
+        >>> x = torch.rand(3, 1, 4, 4)
+        >>> torch.equal(content_keys(x)[1:], content_keys(x[1:]))
+        True
+    """
+    flat = x.detach().to("cpu", torch.float32).contiguous().reshape(x.shape[0], -1).numpy()
+    keys = [
+        int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little") >> 1
+        for row in flat
+    ]
+    return torch.tensor(keys, dtype=torch.int64)
+
+
+def per_sample_generators(
+    ctx: AttackContext, rows: torch.Tensor, *key: object
+) -> Iterator[tuple[int, torch.Generator]]:
+    """Yield ``(position, generator)`` for each entry of ``rows`` (batch row indices).
+
+    The generator is seeded from (seed, key, content key of that sample) and lives on the
+    model's device, so per-sample randomness depends neither on batch size nor on order.
+    """
+    gen = torch.Generator(device=ctx.model.device)
+    for pos, k in enumerate(ctx.keys[rows.cpu()].tolist()):
+        gen.manual_seed(derive_seed(ctx.seed, *key, int(k)))
+        yield pos, gen
+
+
+def _check_params(spec: AttackSpec, params: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(params) - set(spec.params))
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(spec.params), n=1)
+            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise InputError(
+            f"attack '{spec.name}' has no parameter {', '.join(hints)}; its parameters are "
+            f"{', '.join(sorted(spec.params)) or 'none'}"
+        )
+    merged = {**spec.params, **params}
+    for key in ("steps", "restarts", "queries", "iterations"):
+        if key in merged and (not isinstance(merged[key], int) or merged[key] < 1):
+            raise InputError(f"{key} must be a positive int, got {merged[key]!r}")
+    return merged
+
+
+def _gradient_free_names() -> list[str]:
+    return [e.name for e in ATTACKS if e.obj.kind != "gradient"]
+
+
+def attack(
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    name: str,
+    *,
+    eps: float | None = None,
+    norm: str = "linf",
+    targets: torch.Tensor | None = None,
+    seed: int = 0,
+    **params: Any,
+) -> AttackResult:
+    """Run a registered attack and return a checked :class:`AttackResult`.
+
+    The runner copies the inputs, calls the attack, then re-projects its output into the eps-ball
+    and [0, 1], re-evaluates the model itself (an attack's own success claim is never used),
+    measures norms, forward/backward passes and time. Samples whose logits turn NaN are marked
+    failed with a reason; the rest of the batch continues.
+
+    Args:
+        model: a :class:`robustcv.Model`.
+        x: images under the image contract.
+        y: true labels.
+        name: a registry name (``robustcv list attacks``).
+        eps: the budget; None for a minimum-norm attack (then ``.norms`` are the minimal
+            perturbations found).
+        norm: ``"linf"``, ``"l2"`` or ``"l1"``.
+        targets: target labels for a targeted attack (must differ from ``y``).
+        seed: the attack's seed (same seed, same result).
+        **params: attack hyperparameters (e.g. ``steps=40``).
+
+    Returns:
+        The :class:`AttackResult`.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> m = Model(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)))
+        >>> x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+        >>> res = attack(m, x, y, "pgd", eps=0.1, steps=5, early_stop=False)
+        >>> bool((res.x_adv - x).abs().max() <= 0.1 + 1e-6), res.backward_passes
+        (True, 25)
+    """
+    if not isinstance(model, Model):
+        raise InputError(
+            f"model is a {type(model).__name__}; wrap it with robustcv.Model or robustcv.load_model"
+        )
+    spec = ATTACKS.get(name)
+    check_seed(seed)
+    x, y = check_batch(x, y, num_classes=model._num_classes)
+    threat = get_threat(norm)
+    if threat.name not in spec.norms:
+        raise InputError(
+            f"attack '{spec.name}' supports norms {', '.join(spec.norms)}, not '{norm}'"
+        )
+    if spec.kind == "gradient" and not model.differentiable:
+        raise InputError(
+            f"attack '{spec.name}' needs input gradients but model '{model.name}' is gradient-free;"
+            f" use one of: {', '.join(_gradient_free_names())}"
+        )
+    if eps is None:
+        if not spec.minimum_norm:
+            raise InputError(f"attack '{spec.name}' needs a budget: pass eps=... (e.g. eps=0.1)")
+        eps_t = None
+    else:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+            raise InputError(f"eps must be a number >= 0, got {eps!r}")
+        eps_t = torch.full((x.shape[0],), float(eps), device=model.device)
+    if targets is not None:
+        if not spec.targeted:
+            raise InputError(f"attack '{spec.name}' has no targeted mode; drop targets=")
+        targets = check_batch(x, targets, num_classes=model._num_classes)[1].to(model.device)
+        if bool((targets == y.to(model.device)).any()):
+            raise InputError(
+                "some targets equal the true label; a target must be a different class"
+            )
+    merged = _check_params(spec, params)
+
+    x_in = x.detach().to(model.device)
+    y_in = y.to(model.device)
+    ctx = AttackContext(model, threat, eps_t, targets, seed, content_keys(x_in))
+    before = model.counts()
+    start = time.perf_counter()
+    with torch.no_grad():
+        clean_logits = model.logits(x_in, validate=False)
+    x_adv = spec.fn(ctx, x_in.clone(), y_in, **merged).detach()
+    if x_adv.shape != x_in.shape:
+        raise RuntimeError(f"attack '{spec.name}' returned shape {tuple(x_adv.shape)}")
+
+    # never trust the attack: repair non-finite output, re-project, re-evaluate
+    failures: dict[int, str] = {}
+    bad = ~torch.isfinite(x_adv).flatten(1).all(1)
+    x_adv = torch.where(bad[:, None, None, None], x_in, x_adv).clamp(0.0, 1.0)
+    if eps_t is not None:
+        x_adv = threat.project(x_in, x_adv, eps_t)
+    with torch.no_grad():
+        logits = model.logits(x_adv, validate=False)
+    nan_rows = ~torch.isfinite(logits).all(1)
+    success = ctx.is_adversarial(logits, y_in) & ~nan_rows
+    clean_correct = ~ctx.is_adversarial(clean_logits, y_in)
+    for i in torch.nonzero(bad | nan_rows).flatten().tolist():
+        failures[int(i)] = "non-finite adversarial input" if bool(bad[i]) else "NaN logits"
+    norms = threat.norm(x_adv - x_in)
+    if eps_t is None:
+        norms = torch.where(success, norms, torch.full_like(norms, float("inf")))
+        x_adv = torch.where(success[:, None, None, None], x_adv, x_in)
+    cost = model.counts() - before
+    return AttackResult(
+        name=spec.name,
+        norm=threat.name,
+        eps=None if eps is None else float(eps),
+        targeted=targets is not None,
+        success=success.cpu(),
+        norms=norms.detach().cpu(),
+        clean_correct=clean_correct.cpu(),
+        forward_passes=cost.forward,
+        backward_passes=cost.backward,
+        seconds=time.perf_counter() - start,
+        config={
+            "attack": spec.name,
+            "norm": threat.name,
+            "eps": eps,
+            "seed": seed,
+            **merged,
+            **({"notes": dict(ctx.notes)} if ctx.notes else {}),
+        },
+        failures=failures,
+        x_adv=x_adv.cpu(),
+    )
+
+
+def register_attack(spec: AttackSpec) -> AttackSpec:
+    """Add ``spec`` to :data:`ATTACKS` (used by the attack modules at import)."""
+    ATTACKS.add(spec.name, spec, summary=spec.summary)
+    return dataclasses.replace(spec)

@@ -1,0 +1,200 @@
+"""First-order fixed-budget attacks: FGSM and PGD (L-inf, L2, L1).
+
+Both are batched and only ever work on the samples that are still robust (per-sample early
+stopping, unless ``early_stop=False``). PGD keeps, per sample, the first adversarial iterate it
+finds, or else the iterate with the highest loss, over all steps and restarts.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from robustcv.attacks.base import (
+    AttackContext,
+    AttackSpec,
+    per_sample_generators,
+    register_attack,
+)
+from robustcv.core.errors import InputError
+
+__all__ = ["attack_loss", "fgsm", "pgd", "random_starts"]
+
+_LOSSES = ("ce", "margin")
+
+
+def attack_loss(
+    logits: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None, loss: str
+) -> torch.Tensor:
+    """Per-sample loss the attack *maximises*.
+
+    ``ce``: cross-entropy of the true class (untargeted) or minus that of the target.
+    ``margin``: max other logit minus the true logit (untargeted), or target logit minus the
+    best other logit (targeted), as in Carlini & Wagner.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, 0.0, 1.0]])
+        >>> attack_loss(logits, torch.tensor([0]), None, "margin").item()
+        -1.0
+    """
+    if loss == "ce":
+        if targets is None:
+            return F.cross_entropy(logits, y, reduction="none")
+        return -F.cross_entropy(logits, targets, reduction="none")
+    if loss == "margin":
+        ref = y if targets is None else targets
+        own = logits.gather(1, ref[:, None]).squeeze(1)
+        other = logits.scatter(1, ref[:, None], float("-inf")).amax(1)
+        return other - own if targets is None else own - other
+    raise InputError(f"unknown loss '{loss}'; use one of {', '.join(_LOSSES)}")
+
+
+def random_starts(
+    ctx: AttackContext, x: torch.Tensor, idx: torch.Tensor, key: object
+) -> torch.Tensor:
+    """Random starting points in the budget for rows ``idx`` of the batch.
+
+    Each sample gets its own generator keyed by (seed, key, image content), so the start does
+    not depend on batch size or order.
+    """
+    assert ctx.eps is not None  # fixed-budget attacks only
+    out = torch.empty_like(x)
+    for row, gen in per_sample_generators(ctx, idx, key):
+        rows = slice(row, row + 1)
+        out[rows] = ctx.threat.random_start(x[rows], ctx.eps[idx[rows]], gen)
+    return out
+
+
+def _grad(
+    ctx: AttackContext, xa: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None, loss: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logits, per-sample loss, input gradient of the summed loss) at ``xa``."""
+    xr = xa.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = ctx.model.logits(xr, validate=False)
+        values = attack_loss(logits, y, targets, loss)
+        (grad,) = torch.autograd.grad(values.sum(), xr)
+    return logits.detach(), values.detach(), grad
+
+
+def fgsm(ctx: AttackContext, x: torch.Tensor, y: torch.Tensor, *, loss: str = "ce") -> torch.Tensor:
+    """One steepest-ascent step of length eps in the threat model's norm (Goodfellow et al.).
+
+    For L-inf this is the sign of the gradient; for L2/L1 the normalised (sparse, for L1)
+    gradient direction. Never use FGSM alone to claim robustness.
+    """
+    assert ctx.eps is not None
+    tg = ctx.targets
+    _, _, grad = _grad(ctx, x, y, tg, loss)
+    step = ctx.eps.view(-1, 1, 1, 1) * ctx.threat.steepest(grad)
+    return ctx.threat.project(x, (x + step).clamp(0, 1), ctx.eps)
+
+
+def pgd(
+    ctx: AttackContext,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int = 40,
+    rel_step: float | None = None,
+    restarts: int = 1,
+    random_start: bool = True,
+    loss: str = "ce",
+    early_stop: bool = True,
+) -> torch.Tensor:
+    """Projected gradient descent (Madry et al. 2018) with restarts and best-point tracking.
+
+    Args:
+        ctx: the attack context (threat model, per-sample eps, targets, seed).
+        x: images.
+        y: labels.
+        steps: iterations per restart.
+        rel_step: step size as a fraction of eps (default ``2.5 / steps``, at least 0.01).
+        restarts: random restarts; later restarts only run on samples still robust.
+        random_start: start from a random point in the ball (the first restart included).
+        loss: ``"ce"`` or ``"margin"``.
+        early_stop: stop working on a sample once it is adversarial (off: run all steps, for
+            cost benchmarks).
+    """
+    assert ctx.eps is not None
+    if loss not in _LOSSES:
+        raise InputError(f"unknown loss '{loss}'; use one of {', '.join(_LOSSES)}")
+    rel = rel_step if rel_step is not None else max(2.5 / steps, 0.01)
+    if not rel > 0:
+        raise InputError(f"rel_step must be > 0, got {rel_step}")
+    n = x.shape[0]
+    best = x.clone()
+    best_loss = torch.full((n,), float("-inf"), device=x.device)
+    done = torch.zeros(n, dtype=torch.bool, device=x.device)
+    targets = ctx.targets
+
+    for restart in range(restarts):
+        idx = torch.nonzero(~done).flatten()
+        if idx.numel() == 0:
+            break
+        x0 = x[idx]
+        xa = random_starts(ctx, x0, idx, ("pgd", restart)) if random_start else x0.clone()
+        for step in range(steps + 1):
+            yi = y[idx]
+            ti = None if targets is None else targets[idx]
+            last = step == steps
+            if last:
+                with torch.no_grad():
+                    logits = ctx.model.logits(xa, validate=False)
+                    values = attack_loss(logits, yi, ti, loss)
+                grad = None
+            else:
+                logits, values, grad = _grad(ctx, xa, yi, ti, loss)
+            pred = logits.argmax(1)
+            adv = pred != yi if ti is None else pred == ti
+            # record: first success wins; otherwise keep the highest-loss iterate
+            new_adv = adv & ~done[idx]
+            better = ~done[idx] & ~adv & (values > best_loss[idx])
+            take = new_adv | better
+            best[idx[take]] = xa[take]
+            best_loss[idx[better]] = values[better]
+            done[idx[new_adv]] = True
+            if last or grad is None:
+                break
+            keep = ~adv if early_stop else torch.ones_like(adv)
+            if not bool(keep.any()):
+                break
+            idx, xa, grad, x0 = idx[keep], xa[keep], grad[keep], x0[keep]
+            eps_i = ctx.eps[idx]
+            xa = xa + (rel * eps_i).view(-1, 1, 1, 1) * ctx.threat.steepest(grad)
+            xa = ctx.threat.project(x0, xa.clamp(0, 1), eps_i)
+    return best
+
+
+_NORMS = ("linf", "l2", "l1")
+register_attack(
+    AttackSpec(
+        name="fgsm",
+        fn=fgsm,
+        kind="gradient",
+        minimum_norm=False,
+        norms=_NORMS,
+        targeted=True,
+        params={"loss": "ce"},
+        summary="fast gradient (sign) method: one step of length eps (Goodfellow et al. 2015)",
+    )
+)
+register_attack(
+    AttackSpec(
+        name="pgd",
+        fn=pgd,
+        kind="gradient",
+        minimum_norm=False,
+        norms=_NORMS,
+        targeted=True,
+        params={
+            "steps": 40,
+            "rel_step": None,
+            "restarts": 1,
+            "random_start": True,
+            "loss": "ce",
+            "early_stop": True,
+        },
+        summary="projected gradient descent with restarts and best-point tracking (Madry 2018)",
+    )
+)

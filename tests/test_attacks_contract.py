@@ -1,0 +1,166 @@
+"""Contract tests over the whole attack registry, plus runner behaviour."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustcv.attacks import ATTACKS, attack
+from robustcv.core.model import Model
+
+FIXED = [e.name for e in ATTACKS if not e.obj.minimum_norm]
+EPS = {"linf": 0.05, "l2": 0.5, "l1": 4.0}
+
+
+def _net(seed: int = 0, classes: int = 4) -> Model:
+    g = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, classes)
+    )
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return Model(net, num_classes=classes)
+
+
+def _data(n: int = 12, classes: int = 4, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 8, 8, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def _params(name: str) -> dict[str, int]:
+    spec = ATTACKS.get(name)
+    small = {"steps": 5, "repeats": 3, "restarts": 1, "n_targets": 2}
+    return {k: v for k, v in small.items() if k in spec.params}
+
+
+PAIRS = [(n, norm) for n in FIXED for norm in ATTACKS.get(n).norms]
+
+
+@pytest.mark.parametrize(("name", "norm"), PAIRS)
+def test_bounds_budget_untouched_and_cost(name: str, norm: str) -> None:
+    model = _net()
+    x, y = _data()
+    x0, y0 = x.clone(), y.clone()
+    res = attack(model, x, y, name, eps=EPS[norm], norm=norm, **_params(name))
+    assert torch.equal(x, x0) and torch.equal(y, y0)
+    assert res.x_adv.shape == x.shape and res.x_adv.dtype == torch.float32
+    assert float(res.x_adv.min()) >= 0.0 and float(res.x_adv.max()) <= 1.0
+    assert bool((res.norms <= EPS[norm] * (1 + 1e-4) + 1e-6).all())
+    # the runner's success is the model's own verdict on x_adv
+    pred = model.predict(res.x_adv)
+    assert torch.equal(res.success, pred != y)
+    assert res.forward_passes >= 2 * len(y)
+    if ATTACKS.get(name).kind == "gradient":
+        assert res.backward_passes > 0
+    else:
+        assert res.backward_passes == 0
+    assert res.to_dict()["name"] == name and "x_adv" not in res.to_dict()
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_same_seed_same_result_and_batch_size_invariance(name: str) -> None:
+    model = _net()
+    x, y = _data(16)
+    a = attack(model, x, y, name, eps=0.1, seed=3, **_params(name))
+    b = attack(model, x, y, name, eps=0.1, seed=3, **_params(name))
+    assert torch.equal(a.x_adv, b.x_adv)
+    parts = [
+        attack(model, x[i : i + 5], y[i : i + 5], name, eps=0.1, seed=3, **_params(name))
+        for i in range(0, 16, 5)
+    ]
+    success = torch.cat([p.success for p in parts])
+    norms = torch.cat([p.norms for p in parts])
+    assert float((success == a.success).float().mean()) >= 0.99
+    assert torch.allclose(norms, a.norms, atol=1e-4)
+
+
+def test_attacks_lower_accuracy_and_restore_mode() -> None:
+    model = _net()
+    x, y = _data(40)
+    y = model.predict(x)  # every sample starts correctly classified
+    model.net.train()
+    res = attack(model, x, y, "pgd", eps=0.3, steps=20)
+    assert model.net.training  # mode restored
+    assert res.success_rate > 0.5
+    assert res.robust_accuracy == pytest.approx(1 - res.success_rate)
+
+
+def test_targeted_pgd_reaches_targets() -> None:
+    model = _net()
+    x, _ = _data(20)
+    y = model.predict(x)
+    targets = (y + 1) % 4
+    res = attack(model, x, y, "pgd", eps=0.5, targets=targets, steps=30)
+    assert res.targeted and res.success_rate > 0.5
+    assert torch.equal(res.success, model.predict(res.x_adv) == targets)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"eps": -0.1}, "eps must be"),
+        ({"eps": 0.1, "norm": "l3"}, "l2|l1"),
+        ({"eps": 0.1, "stepz": 3}, "did you mean 'steps'"),
+        ({"eps": 0.1, "steps": 0}, "steps must be a positive int"),
+        ({}, "needs a budget"),
+    ],
+)
+def test_bad_input(kwargs: dict[str, object], match: str) -> None:
+    x, y = _data(4)
+    with pytest.raises(ValueError, match=match):
+        attack(_net(), x, y, "pgd", **kwargs)  # type: ignore[arg-type]
+
+
+def test_unsupported_norm_is_refused() -> None:
+    x, y = _data(4)
+    with pytest.raises(ValueError, match="supports norms linf, l2"):
+        attack(_net(), x, y, "apgd-ce", eps=1.0, norm="l1")
+
+
+def test_unknown_attack_and_target_equal_label() -> None:
+    x, y = _data(4)
+    with pytest.raises(ValueError, match="did you mean 'pgd'"):
+        attack(_net(), x, y, "pgdd", eps=0.1)
+    with pytest.raises(ValueError, match="target must be a different class"):
+        attack(_net(), x, y, "pgd", eps=0.1, targets=y.clone())
+
+
+def test_gradient_attack_on_gradient_free_model_names_alternatives() -> None:
+    base = _net()
+    free = Model(lambda z: base.net(z), differentiable=False, num_classes=4)
+    x, y = _data(4)
+    with pytest.raises(ValueError, match="noise-gaussian"):
+        attack(free, x, y, "pgd", eps=0.1)
+    res = attack(free, x, y, "noise-uniform", eps=0.1, repeats=2)
+    assert res.backward_passes == 0
+
+
+def test_nan_logits_mark_failures_and_the_rest_continue() -> None:
+    model = _net()
+
+    def net(z: torch.Tensor) -> torch.Tensor:
+        out = model.net(z)
+        bad = z.flatten(1)[:, 0] > 0.9  # samples whose first pixel is bright give NaN
+        return torch.where(bad[:, None], torch.full_like(out, float("nan")), out)
+
+    x, y = _data(10)
+    x[0, 0, 0, 0] = 0.95
+    x[1:, 0, 0, 0] = 0.1
+    res = attack(Model(net, num_classes=4), x, y, "noise-uniform", eps=0.01, repeats=2)
+    assert res.failures.get(0) == "NaN logits"
+    assert not bool(res.success[0])
+    assert set(res.failures) == {0}
+
+
+@pytest.mark.fmnist
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in FIXED if ATTACKS.get(n).kind == "gradient"])
+def test_white_box_strength_on_zoo_model(name: str, fmnist_test) -> None:  # type: ignore[no-untyped-def]
+    from robustcv import load_model
+
+    model = load_model("zoo:fmnist-cnn")
+    x, y = fmnist_test.x[:500], fmnist_test.y[:500]
+    res = attack(model, x, y, name, eps=0.2)
+    assert res.robust_accuracy <= 0.2, (name, res.robust_accuracy)
