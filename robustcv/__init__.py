@@ -8,6 +8,7 @@ The names most users need are re-exported here::
     print(robustcv.accuracy(model, data).accuracy)
 """
 
+from robustcv.attacks import attack, robust_accuracy
 from robustcv.core import InputError, Model, RobustcvError, check_images, check_labels
 from robustcv.data import Dataset, load_dataset
 from robustcv.diagnostics import accuracy
@@ -22,8 +23,10 @@ __all__ = [
     "RobustcvError",
     "__version__",
     "accuracy",
+    "attack",
     "check_images",
     "check_labels",
     "load_dataset",
     "load_model",
+    "robust_accuracy",
 ]

@@ -164,3 +164,140 @@ def test_white_box_strength_on_zoo_model(name: str, fmnist_test) -> None:  # typ
     x, y = fmnist_test.x[:500], fmnist_test.y[:500]
     res = attack(model, x, y, name, eps=0.2)
     assert res.robust_accuracy <= 0.2, (name, res.robust_accuracy)
+
+
+def test_robust_accuracy_worst_case_never_above_members() -> None:
+    from robustcv.attacks import robust_accuracy
+
+    model = _net()
+    x, y = _data(30)
+    budgets = [0.02, 0.05, 0.1]
+    ens = robust_accuracy(model, x, y, eps=list(reversed(budgets)), attacks="fgsm,pgd")
+    assert ens.eps == budgets
+    for name in ("fgsm", "pgd"):
+        alone = robust_accuracy(model, x, y, eps=budgets, attacks=[name])
+        assert all(a <= b + 1e-12 for a, b in zip(ens.accuracy, alone.accuracy, strict=True))
+    # accuracy is consistent with per-sample outcomes and monotone in eps
+    for e, acc in zip(ens.eps, ens.accuracy, strict=True):
+        robust = sum(
+            b is None or (b != "clean" and at is not None and at > e)
+            for b, at in zip(ens.broken_by, ens.broken_at, strict=True)
+        )
+        assert acc == pytest.approx(robust / len(y))
+    assert ens.accuracy == sorted(ens.accuracy, reverse=True)
+    assert ens.clean_accuracy >= ens.accuracy[0]
+    assert sum(ens.share_broken_by.values()) == pytest.approx(1 - ens.accuracy[-1])
+    assert ens.to_dict()["norm"] == "linf"
+
+
+def test_robust_accuracy_bad_input() -> None:
+    from robustcv.attacks import robust_accuracy
+
+    x, y = _data(4)
+    with pytest.raises(ValueError, match="eps must be"):
+        robust_accuracy(_net(), x, y, eps=[-1.0])
+    with pytest.raises(ValueError, match="did you mean"):
+        robust_accuracy(_net(), x, y, eps=0.1, attacks="pgdd")
+    with pytest.raises(ValueError, match="does not support norm"):
+        robust_accuracy(_net(), x, y, eps=1.0, norm="l1", attacks="apgd-ce")
+
+
+def test_apgd_dlr_switches_to_margin_below_three_classes() -> None:
+    model = _net(classes=2)
+    x, y = _data(8, classes=2)
+    res = attack(model, x, y, "apgd-dlr", eps=0.1, steps=5)
+    assert "margin" in res.config["notes"]["loss"]
+    res_t = attack(_net(classes=3), *_data(8, classes=3), "apgd-t", eps=0.1, steps=5)
+    assert "margin" in res_t.config["notes"]["loss"]
+
+
+def test_cli_attack_json(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import numpy as np
+
+    from robustcv.cli.main import main
+
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "d.npz",
+        x=rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
+        y=rng.integers(0, 10, 12),
+    )
+    code = main(
+        [
+            "attack",
+            "--model",
+            "zoo:fmnist-cnn",
+            "--data",
+            f"npz:{tmp_path / 'd.npz'}",
+            "--eps",
+            "0.1,0.02",
+            "--attacks",
+            "fgsm",
+            "--json",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["eps"] == [0.02, 0.1] and out["n"] == 12
+    assert out["accuracy"][0] >= out["accuracy"][1]
+    assert (
+        main(
+            [
+                "attack",
+                "--model",
+                "zoo:fmnist-cnn",
+                "--data",
+                f"npz:{tmp_path / 'd.npz'}",
+                "--eps",
+                "a",
+            ]
+        )
+        == 2
+    )
+
+
+MINNORM = [e.name for e in ATTACKS if e.obj.minimum_norm]
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+@pytest.mark.parametrize("name", MINNORM)
+def test_minimum_norm_contract(name: str, norm: str) -> None:
+    model = _net()
+    x, y = _data(16)
+    x0 = x.clone()
+    res = attack(model, x, y, name, norm=norm, steps=30)
+    assert torch.equal(x, x0)
+    assert res.eps is None and res.success.float().mean() >= 0.8
+    assert float(res.x_adv.min()) >= 0 and float(res.x_adv.max()) <= 1
+    ok = res.success
+    from robustcv.attacks import get_threat
+
+    measured = get_threat(norm).norm(res.x_adv - x)
+    assert torch.allclose(res.norms[ok], measured[ok], atol=1e-5)
+    assert bool(torch.isinf(res.norms[~ok]).all())
+    assert torch.equal(
+        model.predict(res.x_adv)[ok] != y[ok], torch.ones(int(ok.sum()), dtype=torch.bool)
+    )
+    # batch-size invariance
+    parts = [
+        attack(model, x[i : i + 5], y[i : i + 5], name, norm=norm, steps=30)
+        for i in range(0, 16, 5)
+    ]
+    assert torch.allclose(torch.cat([p.norms for p in parts]), res.norms, atol=1e-4)
+    # a budget caps the norms
+    capped = attack(model, x, y, name, norm=norm, steps=30, eps=float(res.norms[ok].median()))
+    assert bool((capped.norms <= float(res.norms[ok].median()) * (1 + 1e-4) + 1e-6).all())
+
+
+def test_fmn_median_is_tight_against_apgd() -> None:
+    """At FMN's median minimal L-inf norm, APGD-CE breaks roughly half (not all) of the samples."""
+    model = _net()
+    x, _ = _data(60)
+    y = model.predict(x)
+    fm = attack(model, x, y, "fmn", norm="linf", steps=100)
+    med = float(fm.norms.median())
+    ap = attack(model, x, y, "apgd-ce", eps=med, steps=50)
+    assert 0.2 <= ap.robust_accuracy <= 0.8, (med, ap.robust_accuracy)

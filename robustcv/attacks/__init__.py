@@ -5,23 +5,28 @@
 """
 
 from robustcv.attacks import apgd as _apgd  # noqa: F401  (registers apgd-ce, apgd-dlr, apgd-t)
+from robustcv.attacks import fmn as _fmn  # noqa: F401  (registers fmn)
 from robustcv.attacks import gradient as _gradient  # noqa: F401  (registers fgsm, pgd)
 from robustcv.attacks import noise as _noise  # noqa: F401  (registers noise baselines)
 from robustcv.attacks.base import ATTACKS, AttackContext, AttackResult, AttackSpec, attack
+from robustcv.attacks.ensemble import DEFAULT_ENSEMBLE, RobustAccuracyResult, robust_accuracy
 from robustcv.attacks.rescale import clipping_aware_rescale, rescale_to_norm
 from robustcv.attacks.threat import L1, L2, Linf, ThreatModel, get_threat
 
 __all__ = [
     "ATTACKS",
+    "DEFAULT_ENSEMBLE",
     "L1",
     "L2",
     "AttackContext",
     "AttackResult",
     "AttackSpec",
     "Linf",
+    "RobustAccuracyResult",
     "ThreatModel",
     "attack",
     "clipping_aware_rescale",
     "get_threat",
     "rescale_to_norm",
+    "robust_accuracy",
 ]

@@ -83,6 +83,37 @@ def parse_preprocess(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="zoo:NAME, model.onnx, model.pt, file.py:factory")
+    p.add_argument(
+        "--weights", default=None, help="weights for a factory (.safetensors or state_dict)"
+    )
+    p.add_argument(
+        "--preprocess",
+        action="append",
+        default=[],
+        metavar="KEY=V,...",
+        help="preprocessing inside the model: mean=..,std=.. and/or range=0,255",
+    )
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument(
+        "--data", required=True, help="fashion-mnist, npz:F, idx:DIR, folder:DIR, cifar10:DIR"
+    )
+    p.add_argument("--split", default="test")
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any]:
+    from robustcv.data.loading import load_dataset
+    from robustcv.models.loading import load_model
+
+    pre = parse_preprocess(args.preprocess)
+    model = load_model(
+        args.model, weights=args.weights, num_classes=args.num_classes, device=args.device, **pre
+    )
+    data = load_dataset(args.data, split=args.split, limit=args.limit)
+    return model, data
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``robustcv`` command."""
     parser = _Parser(
@@ -105,23 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("eval", help="clean accuracy of a model on a dataset")
-    p.add_argument("--model", required=True, help="zoo:NAME, model.onnx, model.pt, file.py:factory")
-    p.add_argument(
-        "--weights", default=None, help="weights for a factory (.safetensors or state_dict)"
-    )
-    p.add_argument(
-        "--preprocess",
-        action="append",
-        default=[],
-        metavar="KEY=V,...",
-        help="preprocessing inside the model: mean=..,std=.. and/or range=0,255",
-    )
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument(
-        "--data", required=True, help="fashion-mnist, npz:F, idx:DIR, folder:DIR, cifar10:DIR"
-    )
-    p.add_argument("--split", default="test")
+    _model_args(p)
     p.add_argument("--limit", type=int, default=None, help="evaluate only N images")
+    _common(p)
+
+    p = sub.add_parser("attack", help="robust accuracy per eps under an attack ensemble")
+    _model_args(p)
+    p.add_argument("--limit", type=int, default=1000, help="attack the first N images (1000)")
+    p.add_argument("--norm", default="linf", help="linf, l2 or l1")
+    p.add_argument("--eps", required=True, help="comma-separated budgets, e.g. 0.05,0.1,0.2")
+    p.add_argument(
+        "--attacks",
+        default="default",
+        help="'default' (APGD-CE + APGD-T) or a comma-separated list of attack names",
+    )
     _common(p)
 
     from robustcv.training.recipes import RECIPES
@@ -234,15 +262,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from robustcv.data.loading import load_dataset
     from robustcv.diagnostics.accuracy import accuracy
-    from robustcv.models.loading import load_model
 
-    pre = parse_preprocess(args.preprocess)
-    model = load_model(
-        args.model, weights=args.weights, num_classes=args.num_classes, device=args.device, **pre
-    )
-    data = load_dataset(args.data, split=args.split, limit=args.limit)
+    model, data = _load(args)
     res = accuracy(model, data, batch_size=args.batch_size, progress=False if args.quiet else None)
     payload = {
         "model": args.model,
@@ -263,6 +285,40 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         f"(95% CI {res.ci95[0]:.4f}-{res.ci95[1]:.4f}), {res.seconds:.1f} s\n{per_class}"
     )
     _emit(args, payload, text)
+    return EXIT_OK
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from robustcv.attacks.ensemble import robust_accuracy
+
+    try:
+        budgets = [float(e) for e in args.eps.split(",") if e.strip()]
+    except ValueError as err:
+        raise InputError(f"--eps needs comma-separated numbers, got '{args.eps}'") from err
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be >= 1, got {args.limit}")
+    model, data = _load(args)
+    res = robust_accuracy(
+        model, data.x, data.y, eps=budgets, norm=args.norm, attacks=args.attacks, seed=args.seed
+    )
+    rows = [
+        [f"{e:g}", f"{a:.4f}", f"{lo:.4f}-{hi:.4f}"]
+        for e, a, (lo, hi) in zip(res.eps, res.accuracy, res.ci95, strict=True)
+    ]
+    shares = ", ".join(f"{k} {v:.3f}" for k, v in res.share_broken_by.items())
+    members = ", ".join(
+        m["name"] + "(" + ", ".join(f"{k}={v}" for k, v in m.items() if k != "name") + ")"
+        for m in res.attacks
+    )
+    text = (
+        f"{args.model} on {data.name}/{args.split}, N={res.n}, {res.norm}, clean accuracy "
+        f"{res.clean_accuracy:.4f}\nensemble: {members}\n"
+        + _table(rows, ["eps", "robust acc", "95% CI"])
+        + f"\nshare of samples broken first by: {shares}"
+        + f"\ncost: {res.forward_passes / res.n:.0f} forward and "
+        f"{res.backward_passes / res.n:.0f} backward passes per sample, {res.seconds:.1f} s"
+    )
+    _emit(args, {"model": args.model, "data": args.data, **res.to_dict()}, text)
     return EXIT_OK
 
 
@@ -328,7 +384,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_USAGE
     args.cli_argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"list": _cmd_list, "eval": _cmd_eval, "train": _cmd_train, "data": _cmd_data}
+    commands = {
+        "list": _cmd_list,
+        "eval": _cmd_eval,
+        "attack": _cmd_attack,
+        "train": _cmd_train,
+        "data": _cmd_data,
+    }
     try:
         if getattr(args, "batch_size", 1) < 1:
             raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")

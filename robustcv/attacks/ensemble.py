@@ -1,0 +1,183 @@
+"""Robust accuracy over a list of budgets, as the per-sample worst case over an attack ensemble.
+
+For each budget (ascending), each attack of the ensemble runs only on the samples that are still
+robust: samples broken at a smaller budget stay broken (their adversarial example lies inside
+every larger ball), samples broken by an earlier attack are not attacked again. The result
+records which attack broke each sample first and the smallest budget at which it broke.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from robustcv.attacks.base import ATTACKS, attack
+from robustcv.attacks.threat import get_threat
+from robustcv.core.contract import check_batch
+from robustcv.core.errors import InputError
+from robustcv.core.model import Model
+from robustcv.core.results import Result
+from robustcv.core.stats import binomial_ci
+
+__all__ = ["DEFAULT_ENSEMBLE", "RobustAccuracyResult", "robust_accuracy"]
+
+# Today's default ensemble (AutoAttack's white-box budgets). Square and a minimum-norm attack
+# join it when they land (see CHANGELOG).
+DEFAULT_ENSEMBLE: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("apgd-ce", {"steps": 100}),
+    ("apgd-t", {"steps": 100, "n_targets": 9}),
+)
+
+
+@dataclass
+class RobustAccuracyResult(Result):
+    """Robust accuracy per budget and per-sample outcomes.
+
+    Attributes:
+        norm: the threat model.
+        eps: budgets, ascending.
+        accuracy: robust accuracy per budget (aligned with ``eps``).
+        ci95: exact 95% interval per budget.
+        clean_accuracy: accuracy without attack.
+        n: number of samples.
+        attacks: the ensemble, in order, with its parameters.
+        broken_by: per sample, the attack that first broke it ("clean" when misclassified
+            without attack, None when robust at every budget).
+        broken_at: per sample, the smallest budget at which it broke (0 for "clean", None if
+            never).
+        share_broken_by: attack name -> share of samples it broke first.
+        forward_passes: total forward passes, in images.
+        backward_passes: total input-gradient passes, in images.
+        seconds: wall time.
+        notes: anything an attack recorded (e.g. a loss switch).
+    """
+
+    norm: str
+    eps: list[float]
+    accuracy: list[float]
+    ci95: list[tuple[float, float]]
+    clean_accuracy: float
+    n: int
+    attacks: list[dict[str, Any]]
+    broken_by: list[str | None]
+    broken_at: list[float | None]
+    share_broken_by: dict[str, float]
+    forward_passes: int
+    backward_passes: int
+    seconds: float
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _ensemble(attacks: str | list[str] | tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    if attacks == "default":
+        return [(name, dict(params)) for name, params in DEFAULT_ENSEMBLE]
+    names = attacks.split(",") if isinstance(attacks, str) else list(attacks)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name in names:
+        spec = ATTACKS.get(name.strip())
+        if spec.minimum_norm:
+            raise InputError(
+                f"'{spec.name}' is a minimum-norm attack; robust_accuracy takes fixed-budget "
+                "attacks here"
+            )
+        out.append((spec.name, {}))
+    if not out:
+        raise InputError("attacks is empty; pass 'default' or a list of attack names")
+    return out
+
+
+def robust_accuracy(
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float | list[float] | tuple[float, ...],
+    norm: str = "linf",
+    attacks: str | list[str] | tuple[str, ...] = "default",
+    seed: int = 0,
+) -> RobustAccuracyResult:
+    """Robust accuracy at each budget: the per-sample worst case over an attack ensemble.
+
+    Args:
+        model: a :class:`robustcv.Model`.
+        x: images under the image contract.
+        y: labels.
+        eps: one budget or a list (any order; reported ascending).
+        norm: ``"linf"``, ``"l2"`` or ``"l1"``.
+        attacks: ``"default"`` (APGD-CE 100 steps, then APGD-T with min(9, K-1) targets x 100
+            steps) or a list / comma-separated string of fixed-budget attack names.
+        seed: seed shared by every attack.
+
+    Returns:
+        A :class:`RobustAccuracyResult`; its accuracy is never above any member's alone.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> m = Model(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)))
+        >>> x, y = torch.rand(6, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+        >>> res = robust_accuracy(m, x, y, eps=[0.05, 0.2], attacks="fgsm,pgd")
+        >>> res.eps, res.accuracy[0] >= res.accuracy[1]
+        ([0.05, 0.2], True)
+    """
+    if not isinstance(model, Model):
+        raise InputError(f"model is a {type(model).__name__}; wrap it with robustcv.Model")
+    x, y = check_batch(x, y, num_classes=model._num_classes)
+    budgets = [eps] if isinstance(eps, (int, float)) else list(eps)
+    if not budgets or any(
+        isinstance(e, bool) or not isinstance(e, (int, float)) or not e >= 0 for e in budgets
+    ):
+        raise InputError(f"eps must be numbers >= 0, got {eps!r}")
+    budgets = sorted({float(e) for e in budgets})
+    threat = get_threat(norm)
+    members = _ensemble(attacks)
+    for name, _ in members:
+        if threat.name not in ATTACKS.get(name).norms:
+            raise InputError(f"attack '{name}' does not support norm '{threat.name}'")
+
+    start = time.perf_counter()
+    before = model.counts()
+    with torch.no_grad():
+        pred = model.predict(x)
+    n = len(y)
+    broken_by: list[str | None] = [
+        "clean" if bool(p != t) else None for p, t in zip(pred, y, strict=True)
+    ]
+    broken_at: list[float | None] = [0.0 if b == "clean" else None for b in broken_by]
+    accuracy: list[float] = []
+    notes: dict[str, Any] = {}
+    for e in budgets:
+        for name, params in members:
+            alive = torch.tensor([b is None for b in broken_by])
+            idx = torch.nonzero(alive).flatten()
+            if idx.numel() == 0:
+                break
+            res = attack(model, x[idx], y[idx], name, eps=e, norm=threat.name, seed=seed, **params)
+            if "notes" in res.config:
+                notes[name] = res.config["notes"]
+            for i in idx[res.success].tolist():
+                broken_by[i] = name
+                broken_at[i] = e
+        accuracy.append(sum(b is None for b in broken_by) / n)
+    cost = model.counts() - before
+    robust_counts = [round(a * n) for a in accuracy]
+    names = [name for name, _ in members]
+    return RobustAccuracyResult(
+        norm=threat.name,
+        eps=budgets,
+        accuracy=accuracy,
+        ci95=[binomial_ci(c, n) for c in robust_counts],
+        clean_accuracy=float((pred == y).float().mean()),
+        n=n,
+        attacks=[{"name": name, **params} for name, params in members],
+        broken_by=broken_by,
+        broken_at=broken_at,
+        share_broken_by={k: sum(b == k for b in broken_by) / n for k in ["clean", *names]},
+        forward_passes=cost.forward,
+        backward_passes=cost.backward,
+        seconds=time.perf_counter() - start,
+        notes=notes,
+    )
