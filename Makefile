@@ -31,8 +31,8 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not fmnist" -x -q
 
 lint: setup
-	$(BIN)/ruff check robustcv tests benchmarks
-	$(BIN)/ruff format --check robustcv tests benchmarks
+	$(BIN)/ruff check robustcv tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check robustcv tests $(wildcard benchmarks)
 	$(BIN)/mypy
 
 clean:
