@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from robustcv.attacks.base import ATTACKS, attack
+from robustcv.attacks.sanity import Finding, run_sanity_checks
 from robustcv.attacks.threat import get_threat
 from robustcv.core.contract import check_batch
 from robustcv.core.errors import InputError
@@ -53,6 +54,7 @@ class RobustAccuracyResult(Result):
         backward_passes: total input-gradient passes, in images.
         seconds: wall time.
         notes: anything an attack recorded (e.g. a loss switch).
+        sanity: gradient-masking sanity findings (empty when ``sanity=False``).
     """
 
     norm: str
@@ -69,21 +71,33 @@ class RobustAccuracyResult(Result):
     backward_passes: int
     seconds: float
     notes: dict[str, Any] = field(default_factory=dict)
+    sanity: list[Finding] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """The sanity checks that fired."""
+        return [f for f in self.sanity if f.fired]
 
 
-def _ensemble(attacks: str | list[str] | tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+def _ensemble(
+    attacks: str | list[str | tuple[str, dict[str, Any]]] | tuple[Any, ...],
+) -> list[tuple[str, dict[str, Any]]]:
     if attacks == "default":
         return [(name, dict(params)) for name, params in DEFAULT_ENSEMBLE]
-    names = attacks.split(",") if isinstance(attacks, str) else list(attacks)
+    items = attacks.split(",") if isinstance(attacks, str) else list(attacks)
     out: list[tuple[str, dict[str, Any]]] = []
-    for name in names:
+    for item in items:
+        name, params = (item, {}) if isinstance(item, str) else (item[0], dict(item[1]))
         spec = ATTACKS.get(name.strip())
         if spec.minimum_norm:
             raise InputError(
                 f"'{spec.name}' is a minimum-norm attack; robust_accuracy takes fixed-budget "
                 "attacks here"
             )
-        out.append((spec.name, {}))
+        unknown = sorted(set(params) - set(spec.params))
+        if unknown:
+            raise InputError(f"attack '{spec.name}' has no parameter(s) {unknown}")
+        out.append((spec.name, params))
     if not out:
         raise InputError("attacks is empty; pass 'default' or a list of attack names")
     return out
@@ -96,8 +110,10 @@ def robust_accuracy(
     *,
     eps: float | list[float] | tuple[float, ...],
     norm: str = "linf",
-    attacks: str | list[str] | tuple[str, ...] = "default",
+    attacks: str | list[str | tuple[str, dict[str, Any]]] | tuple[Any, ...] = "default",
     seed: int = 0,
+    sanity: bool = True,
+    sanity_subset: int = 100,
 ) -> RobustAccuracyResult:
     """Robust accuracy at each budget: the per-sample worst case over an attack ensemble.
 
@@ -108,8 +124,12 @@ def robust_accuracy(
         eps: one budget or a list (any order; reported ascending).
         norm: ``"linf"``, ``"l2"`` or ``"l1"``.
         attacks: ``"default"`` (APGD-CE 100 steps, then APGD-T with min(9, K-1) targets x 100
-            steps) or a list / comma-separated string of fixed-budget attack names.
+            steps), a comma-separated string of fixed-budget attack names, or a list of names
+            and ``(name, params)`` pairs such as ``[("pgd", {"steps": 100})]``.
         seed: seed shared by every attack.
+        sanity: run the gradient-masking sanity checks (``robustcv.attacks.sanity``) after
+            the ensemble; their findings are in ``.sanity`` and ``.warnings``.
+        sanity_subset: samples used by the more expensive checks.
 
     Returns:
         A :class:`RobustAccuracyResult`; its accuracy is never above any member's alone.
@@ -119,7 +139,7 @@ def robust_accuracy(
         >>> from torch import nn
         >>> m = Model(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)))
         >>> x, y = torch.rand(6, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2])
-        >>> res = robust_accuracy(m, x, y, eps=[0.05, 0.2], attacks="fgsm,pgd")
+        >>> res = robust_accuracy(m, x, y, eps=[0.05, 0.2], attacks="fgsm,pgd", sanity=False)
         >>> res.eps, res.accuracy[0] >= res.accuracy[1]
         ([0.05, 0.2], True)
     """
@@ -162,6 +182,23 @@ def robust_accuracy(
                 broken_by[i] = name
                 broken_at[i] = e
         accuracy.append(sum(b is None for b in broken_by) / n)
+    findings: list[Finding] = []
+    if sanity:
+        robust_mask = torch.tensor([b is None for b in broken_by])
+        first = next(
+            ((nm, pr) for nm, pr in members if ATTACKS.get(nm).kind == "gradient"), members[0]
+        )
+        findings = run_sanity_checks(
+            model,
+            x,
+            y,
+            norm=threat.name,
+            eps=budgets,
+            robust_mask=robust_mask,
+            member=first,
+            seed=seed,
+            subset=sanity_subset,
+        )
     cost = model.counts() - before
     robust_counts = [round(a * n) for a in accuracy]
     names = [name for name, _ in members]
@@ -180,4 +217,5 @@ def robust_accuracy(
         backward_passes=cost.backward,
         seconds=time.perf_counter() - start,
         notes=notes,
+        sanity=findings,
     )

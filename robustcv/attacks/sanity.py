@@ -1,0 +1,274 @@
+"""Automatic gradient-masking sanity checks for a robustness evaluation.
+
+Each check is cheap (a subset of samples, a few extra attack runs), returns a :class:`Finding`
+with a one-line explanation and a suggested action, and is meant to catch evaluations that look
+robust only because the attacks could not work (Carlini et al. 2019, "On Evaluating Adversarial
+Robustness"; AutoAttack's flags):
+
+* ``stochastic-forward``: the same input gives different logits;
+* ``probability-outputs``: the model returns probabilities, not logits;
+* ``zero-gradients``: input gradients are zero or vanishing for many samples;
+* ``not-monotone``: an attack's robust accuracy rises with eps;
+* ``large-budget``: an attack with a huge budget does not reach ~100% success;
+* ``black-box-beats-white-box``: noise (or a score-based attack) breaks samples the ensemble missed;
+* ``more-iterations-help``: doubling steps and restarts still lowers robust accuracy;
+* ``fgsm-beats-pgd``: single-step FGSM breaks samples the iterative ensemble missed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from robustcv.attacks.base import ATTACKS, attack
+from robustcv.core.model import Model
+from robustcv.core.results import Result
+
+__all__ = ["LARGE_EPS", "Finding", "run_sanity_checks"]
+
+# A budget that lets any attack turn every image grey (L-inf 0.5), scaled per norm by dimension.
+LARGE_EPS = {"linf": 0.5, "l2": 0.5, "l1": 0.5}  # times 1, sqrt(d), d
+
+
+@dataclass
+class Finding(Result):
+    """The outcome of one sanity check.
+
+    Attributes:
+        check: the check's name.
+        fired: True when the check found a problem.
+        explanation: one line saying what was observed.
+        action: what to do about it.
+        detail: the numbers behind the verdict.
+    """
+
+    check: str
+    fired: bool
+    explanation: str
+    action: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _large_eps(norm: str, dim: int) -> float:
+    scale = {"linf": 1.0, "l2": math.sqrt(dim), "l1": float(dim)}[norm]
+    return LARGE_EPS[norm] * scale
+
+
+def _stochastic(model: Model, x: torch.Tensor) -> Finding:
+    with torch.no_grad():
+        a = model.logits(x, validate=False)
+        b = model.logits(x, validate=False)
+    diff = float((a - b).abs().max())
+    fired = diff > 1e-4
+    return Finding(
+        "stochastic-forward",
+        fired,
+        f"two forward passes on the same images differ by up to {diff:.3g}"
+        if fired
+        else "the forward pass is deterministic",
+        "evaluate with EOT (average gradients over many forward passes) or fix the randomness"
+        if fired
+        else "",
+        {"max_abs_diff": diff},
+    )
+
+
+def _probabilities(model: Model, x: torch.Tensor) -> Finding:
+    with torch.no_grad():
+        out = model.logits(x, validate=False).float()
+    in_unit = bool((out >= 0).all() and (out <= 1).all())
+    sums = float((out.sum(1) - 1).abs().max())
+    fired = in_unit and sums < 1e-3
+    return Finding(
+        "probability-outputs",
+        fired,
+        "outputs are in [0, 1] and rows sum to 1: the model returns probabilities"
+        if fired
+        else "outputs look like logits",
+        "remove the final softmax so attacks see logits (softmax saturates gradients)"
+        if fired
+        else "",
+        {"max_row_sum_error": sums},
+    )
+
+
+def _gradients(model: Model, x: torch.Tensor, y: torch.Tensor) -> Finding:
+    xr = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model.logits(xr, validate=False), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, xr)
+    per = grad.flatten(1).abs().sum(1)
+    zero = float((per == 0).float().mean())
+    tiny = float((per < 1e-8 * grad[0].numel()).float().mean())
+    fired = tiny > 0.1
+    return Finding(
+        "zero-gradients",
+        fired,
+        f"{zero:.0%} of samples have exactly zero and {tiny:.0%} vanishing input gradients"
+        if fired
+        else "input gradients are non-zero",
+        "the model masks gradients (quantisation, saturation, non-differentiable layers): use "
+        "BPDA, a margin/DLR loss, or score- and decision-based attacks"
+        if fired
+        else "",
+        {"zero_fraction": zero, "vanishing_fraction": tiny},
+    )
+
+
+def run_sanity_checks(
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    norm: str,
+    eps: list[float],
+    robust_mask: torch.Tensor,
+    member: tuple[str, dict[str, Any]],
+    seed: int = 0,
+    subset: int = 100,
+) -> list[Finding]:
+    """Run every sanity check; see the module docstring.
+
+    Args:
+        model: the evaluated model.
+        x: the evaluated images.
+        y: their labels.
+        norm: the threat model.
+        eps: the budgets of the evaluation (ascending).
+        robust_mask: (B,) samples the ensemble left robust at the largest budget.
+        member: the first (strongest white-box) ensemble member and its parameters.
+        seed: seed for the extra attack runs.
+        subset: how many samples the more expensive checks use.
+
+    Returns:
+        One :class:`Finding` per check, in the order of the module docstring.
+    """
+    n = min(subset, len(y))
+    xs, ys = x[:n], y[:n]
+    findings = [_stochastic(model, xs), _probabilities(model, xs)]
+    name, params = member
+    white_box = model.differentiable and ATTACKS.get(name).kind == "gradient"
+    if model.differentiable:
+        findings.append(_gradients(model, xs, ys))
+    else:
+        findings.append(Finding("zero-gradients", False, "skipped: gradient-free model", ""))
+
+    # monotonicity of one attack run independently per eps
+    curve = [
+        attack(model, xs, ys, name, eps=e, norm=norm, seed=seed, **params).robust_accuracy
+        for e in eps
+    ]
+    rises = [(eps[i], eps[i + 1]) for i in range(len(eps) - 1) if curve[i + 1] > curve[i] + 1 / n]
+    findings.append(
+        Finding(
+            "not-monotone",
+            bool(rises),
+            f"{name} robust accuracy rises with eps between {rises}"
+            if rises
+            else f"{name} robust accuracy falls with eps",
+            "the attack is unreliable (bad step size or masked gradients): add restarts, "
+            "more steps, or a different loss"
+            if rises
+            else "",
+            {"eps": eps, "accuracy": curve},
+        )
+    )
+
+    big = _large_eps(norm, int(x[0].numel()))
+    strong = attack(
+        model,
+        xs,
+        ys,
+        name if white_box else "noise-uniform",
+        eps=big,
+        norm=norm,
+        seed=seed,
+        **(params if white_box else {}),
+    )
+    rate = strong.success_rate
+    findings.append(
+        Finding(
+            "large-budget",
+            rate < 0.99,
+            f"at eps={big:.3g} (enough to turn images grey) only {rate:.1%} of samples break"
+            if rate < 0.99
+            else f"at eps={big:.3g} {rate:.1%} of samples break",
+            "an unbounded attack must reach 100%: the attack is failing, not the model robust"
+            if rate < 0.99
+            else "",
+            {"eps": big, "success_rate": rate},
+        )
+    )
+
+    survivors = torch.nonzero(robust_mask).flatten()
+    top = eps[-1]
+    extra: dict[str, int] = {}
+    if survivors.numel():
+        xv, yv = x[survivors], y[survivors]
+        for other in ("noise-uniform", "noise-gaussian", "square"):
+            if other in ATTACKS and norm in ATTACKS.get(other).norms:
+                res = attack(model, xv, yv, other, eps=top, norm=norm, seed=seed)
+                extra[other] = int(res.success.sum())
+    broke = {k: v for k, v in extra.items() if v}
+    findings.append(
+        Finding(
+            "black-box-beats-white-box",
+            bool(broke),
+            f"at eps={top:g}, {broke} samples the ensemble left robust were broken by "
+            "noise/score-based attacks"
+            if broke
+            else "noise and score-based attacks break nothing the ensemble missed",
+            "white-box attacks are being masked: trust the black-box result and investigate "
+            "the gradients"
+            if broke
+            else "",
+            {"eps": top, "broken": extra},
+        )
+    )
+
+    if white_box:
+        mid = eps[len(eps) // 2]
+        base = attack(model, xs, ys, name, eps=mid, norm=norm, seed=seed, **params)
+        doubled = dict(params)
+        doubled["steps"] = 2 * int(params.get("steps", ATTACKS.get(name).params.get("steps", 1)))
+        if "restarts" in ATTACKS.get(name).params:
+            doubled["restarts"] = 2 * int(params.get("restarts", 1))
+        more = attack(model, xs, ys, name, eps=mid, norm=norm, seed=seed + 1, **doubled)
+        drop = base.robust_accuracy - more.robust_accuracy
+        fired = drop > max(1.5 / n, 0.02)
+        findings.append(
+            Finding(
+                "more-iterations-help",
+                fired,
+                f"doubling {name}'s steps/restarts lowers robust accuracy at eps={mid:g} by "
+                f"{drop:.1%}"
+                if fired
+                else "doubling steps/restarts changes nothing material",
+                "the evaluation has not converged: use more steps and restarts" if fired else "",
+                {"eps": mid, "accuracy": base.robust_accuracy, "doubled": more.robust_accuracy},
+            )
+        )
+        fgsm_broke = 0
+        if survivors.numel():
+            for e in eps:
+                res = attack(model, x[survivors], y[survivors], "fgsm", eps=e, norm=norm)
+                fgsm_broke = max(fgsm_broke, int(res.success.sum()))
+        findings.append(
+            Finding(
+                "fgsm-beats-pgd",
+                fgsm_broke > 0,
+                f"FGSM breaks {fgsm_broke} samples the iterative ensemble left robust"
+                if fgsm_broke
+                else "FGSM breaks nothing the iterative ensemble missed",
+                "iterative attacks are stuck (masked or noisy gradients): add random restarts and "
+                "check the step size"
+                if fgsm_broke
+                else "",
+                {"broken": fgsm_broke},
+            )
+        )
+    return findings
