@@ -31,7 +31,7 @@ def _data(n: int = 12, classes: int = 4, seed: int = 1) -> tuple[torch.Tensor, t
 
 def _params(name: str) -> dict[str, int]:
     spec = ATTACKS.get(name)
-    small = {"steps": 5, "repeats": 3, "restarts": 1, "n_targets": 2}
+    small = {"steps": 5, "repeats": 3, "restarts": 1, "n_targets": 2, "queries": 100}
     return {k: v for k, v in small.items() if k in spec.params}
 
 
@@ -260,10 +260,10 @@ def test_cli_attack_json(tmp_path, capsys) -> None:  # type: ignore[no-untyped-d
 
 
 MINNORM = [e.name for e in ATTACKS if e.obj.minimum_norm]
+MINNORM_PAIRS = [(n, norm) for n in MINNORM for norm in ATTACKS.get(n).norms]
 
 
-@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
-@pytest.mark.parametrize("name", MINNORM)
+@pytest.mark.parametrize(("name", "norm"), MINNORM_PAIRS)
 def test_minimum_norm_contract(name: str, norm: str) -> None:
     model = _net()
     x, y = _data(16)
@@ -301,3 +301,33 @@ def test_fmn_median_is_tight_against_apgd() -> None:
     med = float(fm.norms.median())
     ap = attack(model, x, y, "apgd-ce", eps=med, steps=50)
     assert 0.2 <= ap.robust_accuracy <= 0.8, (med, ap.robust_accuracy)
+
+
+def test_robust_accuracy_uses_minimum_norm_members_once() -> None:
+    from robustcv.attacks import robust_accuracy
+
+    model = _net()
+    x, y = _data(30)
+    res = robust_accuracy(
+        model,
+        x,
+        y,
+        eps=[0.01, 0.05, 0.1],
+        attacks=[("fmn", {"steps": 30}), ("pgd", {"steps": 10})],
+        sanity=False,
+    )
+    clean = [b == "clean" for b in res.broken_by]
+    for b, at, mn, c in zip(res.broken_by, res.broken_at, res.min_norm, clean, strict=True):
+        if c:
+            assert mn == 0.0
+        elif b == "fmn":
+            # broken by FMN at the smallest budget that covers its minimal norm
+            assert mn is not None and at is not None and mn <= at
+            assert all(e >= at or e < mn for e in res.eps)
+        elif b == "pgd":
+            assert mn is not None and at is not None and mn <= at + 1e-6
+    alone = robust_accuracy(
+        model, x, y, eps=[0.01, 0.05, 0.1], attacks=[("pgd", {"steps": 10})], sanity=False
+    )
+    assert all(a <= b for a, b in zip(res.accuracy, alone.accuracy, strict=True))
+    assert res.median_min_norm is None or res.median_min_norm >= 0

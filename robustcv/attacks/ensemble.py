@@ -8,6 +8,7 @@ records which attack broke each sample first and the smallest budget at which it
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +26,17 @@ from robustcv.core.stats import binomial_ci
 
 __all__ = ["DEFAULT_ENSEMBLE", "RobustAccuracyResult", "robust_accuracy"]
 
-# Today's default ensemble (AutoAttack's white-box budgets). Square and a minimum-norm attack
-# join it when they land (see CHANGELOG).
+# The default ensemble: a minimum-norm attack (run once, unbounded, it gives every sample's
+# minimal eps), then AutoAttack's standard budgets. Members that do not support the requested
+# norm are left out (for L1: FMN, then PGD with 5 restarts).
 DEFAULT_ENSEMBLE: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("fmn", {"steps": 100}),
     ("apgd-ce", {"steps": 100}),
     ("apgd-t", {"steps": 100, "n_targets": 9}),
+    ("square", {"queries": 5000}),
+    ("pgd", {"steps": 100, "restarts": 5}),
 )
+_L1_ONLY = "pgd"
 
 
 @dataclass
@@ -53,6 +59,9 @@ class RobustAccuracyResult(Result):
         forward_passes: total forward passes, in images.
         backward_passes: total input-gradient passes, in images.
         seconds: wall time.
+        min_norm: per sample, the smallest adversarial perturbation found by any member (0 for
+            misclassified samples, None when none was found).
+        median_min_norm: median of ``min_norm`` over all samples (None counts as infinite).
         notes: anything an attack recorded (e.g. a loss switch).
         sanity: gradient-masking sanity findings (empty when ``sanity=False``).
     """
@@ -70,6 +79,8 @@ class RobustAccuracyResult(Result):
     forward_passes: int
     backward_passes: int
     seconds: float
+    min_norm: list[float | None] = field(default_factory=list)
+    median_min_norm: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     sanity: list[Finding] = field(default_factory=list)
 
@@ -80,20 +91,19 @@ class RobustAccuracyResult(Result):
 
 
 def _ensemble(
-    attacks: str | list[str | tuple[str, dict[str, Any]]] | tuple[Any, ...],
+    attacks: str | list[str | tuple[str, dict[str, Any]]] | tuple[Any, ...], norm: str
 ) -> list[tuple[str, dict[str, Any]]]:
     if attacks == "default":
-        return [(name, dict(params)) for name, params in DEFAULT_ENSEMBLE]
+        return [
+            (name, dict(params))
+            for name, params in DEFAULT_ENSEMBLE
+            if norm in ATTACKS.get(name).norms and (name != _L1_ONLY or norm == "l1")
+        ]
     items = attacks.split(",") if isinstance(attacks, str) else list(attacks)
     out: list[tuple[str, dict[str, Any]]] = []
     for item in items:
         name, params = (item, {}) if isinstance(item, str) else (item[0], dict(item[1]))
         spec = ATTACKS.get(name.strip())
-        if spec.minimum_norm:
-            raise InputError(
-                f"'{spec.name}' is a minimum-norm attack; robust_accuracy takes fixed-budget "
-                "attacks here"
-            )
         unknown = sorted(set(params) - set(spec.params))
         if unknown:
             raise InputError(f"attack '{spec.name}' has no parameter(s) {unknown}")
@@ -101,6 +111,11 @@ def _ensemble(
     if not out:
         raise InputError("attacks is empty; pass 'default' or a list of attack names")
     return out
+
+
+def _median_or_none(values: list[float]) -> float | None:
+    med = sorted(values)[(len(values) - 1) // 2]
+    return med if math.isfinite(med) else None
 
 
 def robust_accuracy(
@@ -123,9 +138,11 @@ def robust_accuracy(
         y: labels.
         eps: one budget or a list (any order; reported ascending).
         norm: ``"linf"``, ``"l2"`` or ``"l1"``.
-        attacks: ``"default"`` (APGD-CE 100 steps, then APGD-T with min(9, K-1) targets x 100
-            steps), a comma-separated string of fixed-budget attack names, or a list of names
-            and ``(name, params)`` pairs such as ``[("pgd", {"steps": 100})]``.
+        attacks: ``"default"`` (FMN 100 steps unbounded, then APGD-CE 100 steps, APGD-T with
+            min(9, K-1) targets x 100 steps and Square with 5000 queries; L1: FMN then PGD with
+            5 restarts x 100 steps), a comma-separated string of attack names, or a list of
+            names and ``(name, params)`` pairs such as ``[("pgd", {"steps": 100})]``.
+            Minimum-norm members run once, unbounded, before the fixed-budget ones.
         seed: seed shared by every attack.
         sanity: run the gradient-masking sanity checks (``robustcv.attacks.sanity``) after
             the ensemble; their findings are in ``.sanity`` and ``.warnings``.
@@ -153,7 +170,7 @@ def robust_accuracy(
         raise InputError(f"eps must be numbers >= 0, got {eps!r}")
     budgets = sorted({float(e) for e in budgets})
     threat = get_threat(norm)
-    members = _ensemble(attacks)
+    members = _ensemble(attacks, threat.name)
     for name, _ in members:
         if threat.name not in ATTACKS.get(name).norms:
             raise InputError(f"attack '{name}' does not support norm '{threat.name}'")
@@ -169,8 +186,24 @@ def robust_accuracy(
     broken_at: list[float | None] = [0.0 if b == "clean" else None for b in broken_by]
     accuracy: list[float] = []
     notes: dict[str, Any] = {}
+    # minimum-norm members run once, unbounded: each gives the samples' minimal eps
+    min_norm = [math.inf] * n
+    min_by: list[str | None] = [None] * n
+    alive = torch.tensor([b is None for b in broken_by])
+    for name, params in members:
+        if not ATTACKS.get(name).minimum_norm or not bool(alive.any()):
+            continue
+        idx = torch.nonzero(alive).flatten()
+        res = attack(model, x[idx], y[idx], name, norm=threat.name, seed=seed, **params)
+        for i, v in zip(idx.tolist(), res.norms.tolist(), strict=True):
+            if v < min_norm[i]:
+                min_norm[i], min_by[i] = v, name
+    fixed = [(nm, pr) for nm, pr in members if not ATTACKS.get(nm).minimum_norm]
     for e in budgets:
-        for name, params in members:
+        for i in range(n):
+            if broken_by[i] is None and min_by[i] is not None and min_norm[i] <= e:
+                broken_by[i], broken_at[i] = min_by[i], e
+        for name, params in fixed:
             alive = torch.tensor([b is None for b in broken_by])
             idx = torch.nonzero(alive).flatten()
             if idx.numel() == 0:
@@ -178,23 +211,36 @@ def robust_accuracy(
             res = attack(model, x[idx], y[idx], name, eps=e, norm=threat.name, seed=seed, **params)
             if "notes" in res.config:
                 notes[name] = res.config["notes"]
-            for i in idx[res.success].tolist():
+            for i, v in zip(
+                idx[res.success].tolist(), res.norms[res.success].tolist(), strict=True
+            ):
                 broken_by[i] = name
                 broken_at[i] = e
+                min_norm[i] = min(min_norm[i], v)
         accuracy.append(sum(b is None for b in broken_by) / n)
     findings: list[Finding] = []
     if sanity:
-        robust_mask = torch.tensor([b is None for b in broken_by])
-        first = next(
-            ((nm, pr) for nm, pr in members if ATTACKS.get(nm).kind == "gradient"), members[0]
-        )
+        robust = torch.tensor(
+            [
+                [b is None or (at is not None and at > e) for e in budgets]
+                for b, at in zip(broken_by, broken_at, strict=True)
+            ],
+            dtype=torch.bool,
+        ).reshape(n, len(budgets))
+        # the checks re-run the first iterative white-box member (else the first member)
+        iterative = [
+            (nm, pr)
+            for nm, pr in members
+            if ATTACKS.get(nm).kind == "gradient" and "steps" in ATTACKS.get(nm).params
+        ]
+        first = (iterative or members)[0]
         findings = run_sanity_checks(
             model,
             x,
             y,
             norm=threat.name,
             eps=budgets,
-            robust_mask=robust_mask,
+            robust=robust,
             member=first,
             seed=seed,
             subset=sanity_subset,
@@ -216,6 +262,13 @@ def robust_accuracy(
         forward_passes=cost.forward,
         backward_passes=cost.backward,
         seconds=time.perf_counter() - start,
+        min_norm=[
+            0.0 if b == "clean" else (v if math.isfinite(v) else None)
+            for b, v in zip(broken_by, min_norm, strict=True)
+        ],
+        median_min_norm=_median_or_none(
+            [0.0 if b == "clean" else v for b, v in zip(broken_by, min_norm, strict=True)]
+        ),
         notes=notes,
         sanity=findings,
     )

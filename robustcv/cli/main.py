@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000, help="attack the first N images (1000)")
     p.add_argument("--norm", default="linf", help="linf, l2 or l1")
     p.add_argument("--eps", required=True, help="comma-separated budgets, e.g. 0.05,0.1,0.2")
+    p.add_argument("--no-sanity", action="store_true", help="skip the gradient-masking checks")
     p.add_argument(
         "--attacks",
         default="default",
@@ -299,7 +300,14 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
     model, data = _load(args)
     res = robust_accuracy(
-        model, data.x, data.y, eps=budgets, norm=args.norm, attacks=args.attacks, seed=args.seed
+        model,
+        data.x,
+        data.y,
+        eps=budgets,
+        norm=args.norm,
+        attacks=args.attacks,
+        seed=args.seed,
+        sanity=not args.no_sanity,
     )
     rows = [
         [f"{e:g}", f"{a:.4f}", f"{lo:.4f}-{hi:.4f}"]
@@ -315,8 +323,20 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         f"{res.clean_accuracy:.4f}\nensemble: {members}\n"
         + _table(rows, ["eps", "robust acc", "95% CI"])
         + f"\nshare of samples broken first by: {shares}"
+        + "\nmedian minimal perturbation: "
+        + (
+            "not measured (no minimum-norm attack in the ensemble, or none found)"
+            if res.median_min_norm is None
+            else f"{res.median_min_norm:.4g} ({res.norm})"
+        )
         + f"\ncost: {res.forward_passes / res.n:.0f} forward and "
         f"{res.backward_passes / res.n:.0f} backward passes per sample, {res.seconds:.1f} s"
+        + "\nsanity checks: "
+        + (
+            "all quiet"
+            if not res.warnings
+            else "".join(f"\n  ! {f.check}: {f.explanation}; {f.action}" for f in res.warnings)
+        )
     )
     _emit(args, {"model": args.model, "data": args.data, **res.to_dict()}, text)
     return EXIT_OK
