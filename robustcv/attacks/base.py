@@ -9,7 +9,6 @@ re-evaluates the model itself and measures norms and cost. Attacks register an
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import hashlib
 import time
@@ -339,4 +338,4 @@ def attack(
 def register_attack(spec: AttackSpec) -> AttackSpec:
     """Add ``spec`` to :data:`ATTACKS` (used by the attack modules at import)."""
     ATTACKS.add(spec.name, spec, summary=spec.summary)
-    return dataclasses.replace(spec)
+    return spec

@@ -243,6 +243,23 @@ class ThreatModel(ABC):
             True
         """
 
+    def _uniform_radius_point(
+        self,
+        x: torch.Tensor,
+        xf: torch.Tensor,
+        e: torch.Tensor,
+        direction: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """``x + eps * U**(1/n) * direction``, projected onto ball and box.
+
+        Uniform in the ball when ``direction`` is uniform on the unit sphere.
+        """
+        u = torch.rand(xf.shape[0], generator=generator, device=x.device, dtype=xf.dtype)
+        radius = e * u.pow(1.0 / xf.shape[1])
+        x0 = (xf + _col(radius) * direction).reshape(x.shape)
+        return self.project(x.to(xf.dtype), x0, e).to(x.dtype)
+
     @abstractmethod
     def steepest(self, grad: torch.Tensor) -> torch.Tensor:
         """Steepest-ascent direction of ``grad``: a unit-norm ``d`` maximising ``<grad, d>``.
@@ -276,6 +293,20 @@ def _prepare(
     af = x_adv.reshape(batch, -1).to(dtype)
     e = _batch_eps(eps, batch, dtype, x.device)
     return xf, af, e, dtype
+
+
+def _start_setup(
+    x: Any, eps: Any, generator: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator]:
+    """Validate a random-start call; return ``x``, flat ``x`` and ``eps`` in the work dtype."""
+    x = _check_tensor(x, "x")
+    _check_in_box(x, 0.0, 1.0, "x")
+    generator = _check_generator(generator, x.device)
+    dtype = _work_dtype(x)
+    batch = x.shape[0]
+    xf = x.reshape(batch, -1).to(dtype)
+    e = _batch_eps(eps, batch, dtype, x.device, allow_inf=False)
+    return x, xf, e, generator
 
 
 def _finish(
@@ -340,13 +371,8 @@ class Linf(ThreatModel):
             >>> bool(((x0 - x).abs() <= 0.1).all())
             True
         """
-        x = _check_tensor(x, "x")
-        _check_in_box(x, 0.0, 1.0, "x")
-        generator = _check_generator(generator, x.device)
-        dtype = _work_dtype(x)
-        batch = x.shape[0]
-        xf = x.reshape(batch, -1).to(dtype)
-        e = _batch_eps(eps, batch, dtype, x.device, allow_inf=False)
+        x, xf, e, generator = _start_setup(x, eps, generator)
+        dtype = xf.dtype
         u = torch.rand(xf.shape, generator=generator, device=x.device, dtype=dtype)
         out = (xf + (2.0 * u - 1.0) * _col(e)).clamp(0.0, 1.0)
         return out.reshape(x.shape).to(x.dtype)
@@ -432,20 +458,12 @@ class L2(ThreatModel):
             >>> bool((L2().norm(x0 - x) <= 0.2 + 1e-6).all())
             True
         """
-        x = _check_tensor(x, "x")
-        _check_in_box(x, 0.0, 1.0, "x")
-        generator = _check_generator(generator, x.device)
-        dtype = _work_dtype(x)
-        batch = x.shape[0]
-        xf = x.reshape(batch, -1).to(dtype)
-        e = _batch_eps(eps, batch, dtype, x.device, allow_inf=False)
+        x, xf, e, generator = _start_setup(x, eps, generator)
+        dtype = xf.dtype
         g = torch.randn(xf.shape, generator=generator, device=x.device, dtype=dtype)
         length = torch.linalg.vector_norm(g, dim=1)
         direction = g / _col(torch.where(length > 0, length, torch.ones_like(length)))
-        u = torch.rand(batch, generator=generator, device=x.device, dtype=dtype)
-        radius = e * u.pow(1.0 / xf.shape[1])
-        x0 = (xf + _col(radius) * direction).reshape(x.shape)
-        return self.project(x.to(dtype), x0, e).to(x.dtype)
+        return self._uniform_radius_point(x, xf, e, direction, generator)
 
     def steepest(self, grad: torch.Tensor) -> torch.Tensor:
         """``grad / ||grad||_2`` per sample (zero stays zero; computed without overflow).
@@ -571,23 +589,15 @@ class L1(ThreatModel):
             >>> bool((L1().norm(x0 - x) <= 0.2 + 1e-6).all())
             True
         """
-        x = _check_tensor(x, "x")
-        _check_in_box(x, 0.0, 1.0, "x")
-        generator = _check_generator(generator, x.device)
-        dtype = _work_dtype(x)
-        batch = x.shape[0]
-        xf = x.reshape(batch, -1).to(dtype)
-        e = _batch_eps(eps, batch, dtype, x.device, allow_inf=False)
+        x, xf, e, generator = _start_setup(x, eps, generator)
+        dtype = xf.dtype
         u = torch.rand(xf.shape, generator=generator, device=x.device, dtype=dtype)
         magnitude = -torch.log1p(-u)  # Exponential(1), finite since u < 1
         coin = torch.rand(xf.shape, generator=generator, device=x.device, dtype=dtype)
         laplace = torch.where(coin < 0.5, -magnitude, magnitude)
         total = laplace.abs().sum(1)
         direction = laplace / _col(torch.where(total > 0, total, torch.ones_like(total)))
-        r = torch.rand(batch, generator=generator, device=x.device, dtype=dtype)
-        radius = e * r.pow(1.0 / xf.shape[1])
-        x0 = (xf + _col(radius) * direction).reshape(x.shape)
-        return self.project(x.to(dtype), x0, e).to(x.dtype)
+        return self._uniform_radius_point(x, xf, e, direction, generator)
 
     def steepest(self, grad: torch.Tensor) -> torch.Tensor:
         """Sparse unit-L1 direction: ``sign(grad)`` on the top-``k`` ``|grad|`` coordinates.
