@@ -10,7 +10,6 @@ re-evaluates the model itself and measures norms and cost. Attacks register an
 from __future__ import annotations
 
 import difflib
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from robustcv.core.errors import InputError
 from robustcv.core.model import Model
 from robustcv.core.registry import Registry
 from robustcv.core.results import Result
-from robustcv.core.seeding import check_seed, derive_seed
+from robustcv.core.seeding import check_seed, content_keys, derive_seed
 
 __all__ = [
     "ATTACKS",
@@ -150,22 +149,6 @@ class AttackResult(Result):
     def success_rate(self) -> float:
         """Share of samples the attack made adversarial."""
         return float(self.success.float().mean())
-
-
-def content_keys(x: torch.Tensor) -> torch.Tensor:
-    """A 63-bit hash of each image's bytes (B,), used to key per-sample randomness.
-
-    Example:
-        >>> x = torch.rand(3, 1, 4, 4)
-        >>> torch.equal(content_keys(x)[1:], content_keys(x[1:]))
-        True
-    """
-    flat = x.detach().to("cpu", torch.float32).contiguous().reshape(x.shape[0], -1).numpy()
-    keys = [
-        int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little") >> 1
-        for row in flat
-    ]
-    return torch.tensor(keys, dtype=torch.int64)
 
 
 def per_sample_generators(

@@ -175,7 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dest", default=None, help="folder (default: ~/.cache/robustcv/NAME)")
     f.add_argument("--url", default=None, help="mirror base URL")
     _common(f)
+
+    for module in _plugin_modules():
+        module.add_parser(sub, common=_common, model_args=_model_args)
     return parser
+
+
+_PLUGINS: tuple[str, ...] = ()
+"""Command modules in robustcv.cli; each has ``NAME``, ``add_parser(sub, *, common, model_args)``
+and ``run(args) -> int``. Add a module name here to add a command."""
+
+
+def _plugin_modules() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(f"robustcv.cli.{name}") for name in _PLUGINS]
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
@@ -411,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _cmd_train,
         "data": _cmd_data,
     }
+    commands.update({m.NAME: m.run for m in _plugin_modules()})
     try:
         if getattr(args, "batch_size", 1) < 1:
             raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")

@@ -12,7 +12,7 @@ import torch
 
 from robustcv.core.errors import InputError
 
-__all__ = ["check_seed", "derive_seed", "make_generator"]
+__all__ = ["check_seed", "content_keys", "derive_seed", "make_generator"]
 
 
 def check_seed(seed: object, *, name: str = "seed") -> int:
@@ -58,3 +58,19 @@ def derive_seed(seed: int, *keys: object) -> int:
     text = "\x1f".join([str(check_seed(seed)), *(repr(k) for k in keys)])
     digest = hashlib.sha256(text.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def content_keys(x: torch.Tensor) -> torch.Tensor:
+    """A 63-bit hash of each image's bytes (B,), used to key per-sample randomness.
+
+    Example:
+        >>> x = torch.rand(3, 1, 4, 4)
+        >>> torch.equal(content_keys(x)[1:], content_keys(x[1:]))
+        True
+    """
+    flat = x.detach().to("cpu", torch.float32).contiguous().reshape(x.shape[0], -1).numpy()
+    keys = [
+        int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little") >> 1
+        for row in flat
+    ]
+    return torch.tensor(keys, dtype=torch.int64)
