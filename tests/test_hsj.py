@@ -57,7 +57,13 @@ def test_spec_is_registered_as_decision_based_minimum_norm() -> None:
     spec = ATTACKS.get("hsj")
     assert spec.kind == "decision" and spec.minimum_norm and spec.targeted
     assert spec.norms == ("l2", "linf")
-    assert spec.params == {"steps": 40, "init_evals": 100, "max_evals": 1000, "max_queries": 20000}
+    assert spec.params == {
+        "steps": 40,
+        "init_evals": 100,
+        "max_evals": 1000,
+        "max_queries": 20000,
+        "starts": None,
+    }
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])
@@ -206,3 +212,27 @@ def test_l2_budget_breaks_most_samples_on_zoo_model(fmnist_test) -> None:  # typ
     res = attack(model, x, y, "hsj", norm="l2", eps=2.0)
     assert res.robust_accuracy <= 0.5, res.robust_accuracy
     assert bool((res.norms <= 2.0 * (1 + 1e-5)).all())
+
+
+def test_targeted_with_a_pool_of_real_starts_succeeds_everywhere() -> None:
+    model = _free_model()
+    x = _data(12)
+    y = model.predict(x)
+    targets = (y + 1) % 4
+    pool = _data(64)[12:]  # other images: enough of every class to start from
+    have = set(model.predict(pool).tolist())
+    res = attack(model, x, y, "hsj", norm="l2", steps=5, targets=targets, starts=pool)
+    reachable = torch.tensor([int(t) in have for t in targets])
+    assert bool(res.success[reachable].all())
+    assert bool((model.predict(res.x_adv)[res.success] == targets[res.success]).all())
+    assert res.config["starts"] == f"tensor{tuple(pool.shape)}"
+    # batch-size independence holds with a pool
+    half = attack(model, x[6:], y[6:], "hsj", norm="l2", steps=5, targets=targets[6:], starts=pool)
+    assert torch.allclose(half.norms, res.norms[6:])
+
+
+def test_pool_of_the_wrong_shape_is_refused() -> None:
+    model = _free_model()
+    x = _data(4)
+    with pytest.raises(InputError, match="starts has images of shape"):
+        attack(model, x, model.predict(x), "hsj", norm="l2", starts=torch.rand(3, 1, 5, 5))

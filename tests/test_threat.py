@@ -462,3 +462,13 @@ def test_projection_input_errors(name: str) -> None:
         threat.project(x.numpy(), x, 0.1)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="float or a tensor"):
         threat.project(x, x, "0.1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("threat", [Linf(), L2(), L1()], ids=lambda t: t.name)
+def test_unchecked_projection_matches_checked(threat):
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(6, 1, 5, 5, generator=g)
+    x_adv = x + 0.5 * torch.randn(x.shape, generator=g)
+    for eps in (torch.rand(6, generator=g) * 2, torch.tensor(0.3), 0.3):
+        fast = threat.project(x, x_adv, eps, check=False)
+        assert torch.equal(fast, threat.project(x, x_adv, eps))

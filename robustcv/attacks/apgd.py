@@ -174,13 +174,14 @@ def _run(
                 increases = increases[keep]
                 eta_at_ck, fbest_at_ck = eta_at_ck[keep], fbest_at_ck[keep]
                 ti = None if ti is None else ti[keep]
-        z = threat.project(x0, (xk + eta.view(view) * threat.steepest(g)).clamp(0, 1), eps)
+        z_raw = (xk + eta.view(view) * threat.steepest(g)).clamp(0, 1)
+        z = threat.project(x0, z_raw, eps, check=False)
         if k == 0:
             x_new = z
         else:
             alpha = 0.75
             step = alpha * (z - xk) + (1 - alpha) * (xk - x_prev)
-            x_new = threat.project(x0, (xk + step).clamp(0, 1), eps)
+            x_new = threat.project(x0, (xk + step).clamp(0, 1), eps, check=False)
         x_prev, xk = xk, x_new
         logits, f_new, g = evaluate(xk, yi, ti)
         adv = record(rows, xk, logits, yi, ti)

@@ -310,7 +310,10 @@ def attack(
             "norm": threat.name,
             "eps": eps,
             "seed": seed,
-            **merged,
+            **{
+                k: (f"tensor{tuple(v.shape)}" if isinstance(v, torch.Tensor) else v)
+                for k, v in merged.items()
+            },
             **({"notes": dict(ctx.notes)} if ctx.notes else {}),
         },
         failures=failures,

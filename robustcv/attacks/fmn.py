@@ -93,7 +93,7 @@ def fmn(
         radius = torch.minimum(radius, cap)
         alpha = _cosine(k, steps, alpha_init, a_end)
         step = (alpha * radius.clamp_min(1e-6)).view(view) * threat.steepest(grad)
-        xa = threat.project(x, (xa.detach() + step).clamp(0, 1), radius)
+        xa = threat.project(x, (xa.detach() + step).clamp(0, 1), radius, check=False)
     return best
 
 

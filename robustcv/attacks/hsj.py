@@ -16,11 +16,15 @@ adversarial side of the decision boundary and repeats three steps:
    the new point (L2), or on the radius of the L-inf box around the clean image that the new
    point is clipped into (L-inf), up to a relative precision ``theta``.
 
-Initialisation: per sample, uniform-noise images (up to 100 draws) until one is adversarial
-(untargeted: not classified as ``y``; targeted: classified as the target, since no image of the
-target class is given), followed by the binary search. A sample for which no noise image works
-fails (it stays clean; the runner reports ``inf``). Samples already adversarial cost one query
-and get norm 0.
+Initialisation: with ``starts`` (a pool of real images, e.g. a few per class from the training
+set), each sample starts from the nearest pool image (L2) that is adversarial for it; this is
+how a targeted attack should be run, since a noise image is rarely classified as the target.
+Samples without such a pool image draw uniform-noise images (up to 100 draws) until one is
+adversarial (untargeted: not classified as ``y``; targeted: classified as the target). Either
+way a binary search to the boundary follows. A sample for which nothing works fails (it stays
+clean; the runner reports ``inf``). The pool is classified once; those queries are shared and
+counted once (they do not depend on the batch, so results stay batch-size independent).
+Samples already adversarial cost one query and get norm 0.
 
 Every query counts towards ``max_queries`` per sample (the clean check, the noise draws, the
 probes, the step search, the binary searches): an iteration only runs for samples with enough
@@ -75,6 +79,51 @@ def _is_adv(
     if ctx.targets is not None:
         return pred == ctx.targets[rows]
     return pred != y[rows]
+
+
+def _pool_starts(
+    ctx: AttackContext,
+    pool: torch.Tensor,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    need: torch.Tensor,
+    start: torch.Tensor,
+    shape: tuple[int, ...],
+) -> torch.Tensor:
+    """Write the nearest adversarial pool image into ``start`` for rows in ``need``.
+
+    Returns the rows that got one.
+    """
+    from robustcv.core.contract import check_images
+
+    check_images(pool, name="starts")
+    if tuple(pool.shape[1:]) != shape:
+        raise InputError(
+            f"starts has images of shape {tuple(pool.shape[1:])} but the attacked images are "
+            f"{shape}; pass a pool of images like x"
+        )
+    flat = pool.detach().to(x0.device, x0.dtype).reshape(pool.shape[0], -1)
+    preds = []
+    with torch.no_grad():
+        for chunk in flat.split(_chunk(x0.device)):
+            preds.append(ctx.model.logits(chunk.view(-1, *shape), validate=False).argmax(1))
+    pool_pred = torch.cat(preds)
+    got = torch.zeros_like(need)
+    rows = torch.nonzero(need).flatten()
+    if rows.numel() == 0:
+        return got
+    ref = y[rows] if ctx.targets is None else ctx.targets[rows]
+    ok = (
+        pool_pred[None, :] != ref[:, None]
+        if ctx.targets is None
+        else pool_pred[None, :] == ref[:, None]
+    )
+    dist = torch.cdist(x0[rows], flat).masked_fill(~ok, math.inf)
+    nearest = dist.argmin(1)
+    has = torch.isfinite(dist.gather(1, nearest[:, None]).squeeze(1))
+    start[rows[has]] = flat[nearest[has]]
+    got[rows[has]] = True
+    return got
 
 
 @dataclass(frozen=True)
@@ -210,6 +259,7 @@ def hsj(
     init_evals: int = 100,
     max_evals: int = 1000,
     max_queries: int = 20000,
+    starts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """HopSkipJump minimum-norm search from labels only; see the module docstring.
 
@@ -223,6 +273,8 @@ def hsj(
             ``init_evals * sqrt(t)``.
         max_evals: cap on the probes of one iteration.
         max_queries: cap on the model queries (images) spent per sample.
+        starts: optional pool of starting images (N, C, H, W) in [0, 1]; recommended for a
+            targeted attack (give images of the target classes).
 
     Returns:
         The smallest adversarial images found (the clean image where none was found).
@@ -275,9 +327,11 @@ def hsj(
     used += 1
     best_norm[clean_adv] = 0.0
 
-    # 2) uniform-noise initialisation, then binary search to the boundary
+    # 2) initial adversarial points: nearest suitable pool image, else uniform noise
     start = x0.clone()
     found = clean_adv.clone()
+    if starts is not None:
+        found |= _pool_starts(ctx, starts, x0, y, ~found, start, shape)
     for r in range(tries):
         idx = torch.nonzero(~found).flatten()
         if idx.numel() == 0:
@@ -355,7 +409,13 @@ register_attack(
         minimum_norm=True,
         norms=("l2", "linf"),
         targeted=True,
-        params={"steps": 40, "init_evals": 100, "max_evals": 1000, "max_queries": 20000},
+        params={
+            "steps": 40,
+            "init_evals": 100,
+            "max_evals": 1000,
+            "max_queries": 20000,
+            "starts": None,
+        },
         summary="HopSkipJump (Chen et al. 2020): decision-based, labels only; eps=None gives "
         "minimal norms",
     )

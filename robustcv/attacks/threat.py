@@ -202,7 +202,12 @@ class ThreatModel(ABC):
 
     @abstractmethod
     def project(
-        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float | torch.Tensor
+        self,
+        x: torch.Tensor,
+        x_adv: torch.Tensor,
+        eps: float | torch.Tensor,
+        *,
+        check: bool = True,
     ) -> torch.Tensor:
         """Euclidean projection of ``x_adv`` onto ``{z : ||z - x||_p <= eps} ∩ [0, 1]^n``.
 
@@ -210,6 +215,8 @@ class ThreatModel(ABC):
             x: clean images ``(B, ...)`` with values in ``[0, 1]``.
             x_adv: the points to project, same shape as ``x``.
             eps: the radius, a float or a ``(B,)`` tensor (``inf`` means only the box).
+            check: validate the inputs (default). Attacks pass ``False`` in inner loops, where
+                the runner has already validated ``x`` and ``eps``.
 
         Returns:
             The closest feasible point to ``x_adv``, same shape and dtype as ``x_adv``.
@@ -282,16 +289,25 @@ class ThreatModel(ABC):
 
 
 def _prepare(
-    x: torch.Tensor, x_adv: torch.Tensor, eps: Any
+    x: torch.Tensor, x_adv: torch.Tensor, eps: Any, check: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.dtype]:
-    """Validate a projection call; return flat ``x``, ``x_adv`` and ``eps`` in the work dtype."""
-    x, x_adv = _check_pair(x, x_adv, "x", "x_adv")
-    _check_in_box(x, 0.0, 1.0, "x")
+    """Validate a projection call; return flat ``x``, ``x_adv`` and ``eps`` in the work dtype.
+
+    ``check=False`` is the inner-loop fast path for attacks whose inputs the runner already
+    validated: no shape, box or radius checks (and no device synchronisation).
+    """
+    if check:
+        x, x_adv = _check_pair(x, x_adv, "x", "x_adv")
+        _check_in_box(x, 0.0, 1.0, "x")
     dtype = _work_dtype(x, x_adv)
     batch = x.shape[0]
     xf = x.reshape(batch, -1).to(dtype)
     af = x_adv.reshape(batch, -1).to(dtype)
-    e = _batch_eps(eps, batch, dtype, x.device)
+    if check or not isinstance(eps, torch.Tensor):
+        e = _batch_eps(eps, batch, dtype, x.device)
+    else:
+        e = eps.to(device=x.device, dtype=dtype)
+        e = e.expand(batch) if e.dim() == 0 else e
     return xf, af, e, dtype
 
 
@@ -345,7 +361,12 @@ class Linf(ThreatModel):
     p: ClassVar[float] = math.inf
 
     def project(
-        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float | torch.Tensor
+        self,
+        x: torch.Tensor,
+        x_adv: torch.Tensor,
+        eps: float | torch.Tensor,
+        *,
+        check: bool = True,
     ) -> torch.Tensor:
         """Clamp ``x_adv`` to ``[x - eps, x + eps] ∩ [0, 1]`` (the exact projection).
 
@@ -354,7 +375,7 @@ class Linf(ThreatModel):
             >>> Linf().project(torch.zeros(1, 1), torch.ones(1, 1), eps=0.25)
             tensor([[0.2500]])
         """
-        xf, af, e, _ = _prepare(x, x_adv, eps)
+        xf, af, e, _ = _prepare(x, x_adv, eps, check)
         ec = _col(e)
         out = torch.minimum(torch.maximum(af, xf - ec), xf + ec).clamp(0.0, 1.0)
         return out.reshape(x_adv.shape).to(x_adv.dtype)
@@ -412,7 +433,12 @@ class L2(ThreatModel):
     p: ClassVar[float] = 2.0
 
     def project(
-        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float | torch.Tensor
+        self,
+        x: torch.Tensor,
+        x_adv: torch.Tensor,
+        eps: float | torch.Tensor,
+        *,
+        check: bool = True,
     ) -> torch.Tensor:
         """Exact Euclidean projection onto the L2 ball ∩ ``[0, 1]^n`` (up to bisection tolerance).
 
@@ -427,7 +453,7 @@ class L2(ThreatModel):
             >>> L2().project(x, torch.tensor([[3.0, 4.0]]), eps=0.5)
             tensor([[0.3000, 0.4000]])
         """
-        xf, af, e, dtype = _prepare(x, x_adv, eps)
+        xf, af, e, dtype = _prepare(x, x_adv, eps, check)
         v = af - xf
         # clip(t v, -x, 1 - x) = sign(v) * min(t |v|, room) for t >= 0, room = box room along v
         mag = v.abs()
@@ -545,7 +571,12 @@ class L1(ThreatModel):
         return max(1, min(n, int(self.k_fraction * n)))
 
     def project(
-        self, x: torch.Tensor, x_adv: torch.Tensor, eps: float | torch.Tensor
+        self,
+        x: torch.Tensor,
+        x_adv: torch.Tensor,
+        eps: float | torch.Tensor,
+        *,
+        check: bool = True,
     ) -> torch.Tensor:
         """Exact Euclidean projection onto the L1 ball ∩ ``[0, 1]^n`` (up to bisection tolerance).
 
@@ -559,7 +590,7 @@ class L1(ThreatModel):
             >>> L1().project(torch.zeros(1, 2), torch.tensor([[0.5, 0.3]]), eps=0.4)
             tensor([[0.3000, 0.1000]])
         """
-        xf, af, e, dtype = _prepare(x, x_adv, eps)
+        xf, af, e, dtype = _prepare(x, x_adv, eps, check)
         v = af - xf
         mag = v.abs()
         sign = torch.sign(v)
