@@ -5,14 +5,40 @@ come from named tables (``imagenet-c``, ``cifar-10-c``, interpolated by ``auto``
 :mod:`robustcv.corruptions.base`. Importing this package registers every corruption.
 """
 
+from robustcv.corruptions import mvh as _mvh  # noqa: F401  (registers the mvh- degradations)
 from robustcv.corruptions.api import corrupt, corrupt_with_draws
 from robustcv.corruptions.base import CORRUPTIONS, SPECS, CorruptionDef, resolve_params
+from robustcv.corruptions.evaluate import CorruptionAccuracyResult, corruption_accuracy
+from robustcv.corruptions.metrics import (
+    ALEXNET_ERRORS,
+    BENCHMARK_CORRUPTIONS,
+    HELD_OUT_CORRUPTIONS,
+    ce,
+    corruption_errors,
+    mce,
+    mean_accuracy,
+    mpc,
+    relative_mce,
+    rpc,
+)
 
 __all__ = [
+    "ALEXNET_ERRORS",
+    "BENCHMARK_CORRUPTIONS",
     "CORRUPTIONS",
+    "HELD_OUT_CORRUPTIONS",
     "SPECS",
+    "CorruptionAccuracyResult",
     "CorruptionDef",
+    "ce",
     "corrupt",
     "corrupt_with_draws",
+    "corruption_accuracy",
+    "corruption_errors",
+    "mce",
+    "mean_accuracy",
+    "mpc",
+    "relative_mce",
     "resolve_params",
+    "rpc",
 ]

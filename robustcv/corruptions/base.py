@@ -211,7 +211,9 @@ def register_corruption(defn: CorruptionDef) -> CorruptionDef:
     unknown = set(defn.integer_params) - set(defn.param_names)
     if unknown:
         raise InputError(f"{defn.name}: integer_params {sorted(unknown)} are not parameters")
-    CORRUPTIONS.add(defn.name, defn, summary=defn.summary, aliases=(defn.name.replace("_", "-"),))
+    alias = defn.name.replace("_", "-")
+    aliases = (alias,) if alias != defn.name else ()
+    CORRUPTIONS.add(defn.name, defn, summary=defn.summary, aliases=aliases)
     return defn
 
 

@@ -1,10 +1,16 @@
 """Datasets under the image contract.
 
 ``load_dataset(spec)`` reads named datasets (Fashion-MNIST) and files on disk (IDX, npz, image
-folders, CIFAR-10 binary).
+folders, CIFAR-10 binary, ImageNet-C / CIFAR-10-C layouts); ``write_corrupted`` writes -C datasets.
 """
 
 from robustcv.data.cifar import CIFAR10_CLASSES, read_cifar10_binary
+from robustcv.data.corrupted import (
+    CorruptedWriteResult,
+    available_corruptions,
+    load_corrupted,
+    write_corrupted,
+)
 from robustcv.data.dataset import ArraySource, Dataset, Source, images_to_tensor
 from robustcv.data.fashion_mnist import (
     FASHION_MNIST_CLASSES,
@@ -21,17 +27,21 @@ __all__ = [
     "DATASETS",
     "FASHION_MNIST_CLASSES",
     "ArraySource",
+    "CorruptedWriteResult",
     "Dataset",
     "FolderSource",
     "Source",
+    "available_corruptions",
     "content_sha256",
     "fetch_fashion_mnist",
     "fetch_files",
     "find_fashion_mnist",
     "images_to_tensor",
+    "load_corrupted",
     "load_dataset",
     "read_cifar10_binary",
     "read_idx",
     "user_cache_dir",
+    "write_corrupted",
     "write_idx",
 ]

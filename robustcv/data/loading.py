@@ -7,6 +7,9 @@ Spec forms:
 * ``idx:DIR`` - IDX files named ``<train|t10k|test>-images-idx3-ubyte[.gz]`` / ``-labels-idx1-``;
 * ``folder:DIR`` - one subfolder per class (``DIR/<split>/<class>/`` is used when it exists);
 * ``cifar10:DIR`` - the CIFAR-10 binary layout;
+* ``imagenet-c:DIR#fog/3`` and ``cifar-c:DIR#fog/3`` - one corruption and severity of a -C
+  dataset (ours or the published ImageNet-C / CIFAR-10-C files); the fragment can also be given
+  as ``corruption="fog", severity=3`` (see :mod:`robustcv.data.corrupted`);
 * a bare path - the kind is detected from the file or folder contents.
 """
 
@@ -22,6 +25,7 @@ import numpy as np
 from robustcv.core.errors import DataNotFoundError, InputError
 from robustcv.core.registry import Registry
 from robustcv.data.cifar import read_cifar10_binary
+from robustcv.data.corrupted import C_FORMATS, detect_c_format, load_corrupted, parse_c_spec
 from robustcv.data.dataset import ArraySource, Dataset
 from robustcv.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist_arrays
 from robustcv.data.folder import FolderSource
@@ -154,7 +158,7 @@ def _detect(path: Path) -> str:
             return "cifar10"
     if any(path.glob("*-idx3-ubyte*")):
         return "idx"
-    return "folder"
+    return detect_c_format(path) or "folder"
 
 
 def load_dataset(
@@ -165,6 +169,8 @@ def load_dataset(
     seed: int | None = None,
     image_size: tuple[int, int] | None = None,
     channels: int | None = None,
+    corruption: str | None = None,
+    severity: int | None = None,
 ) -> Dataset:
     """Load a dataset by name or path; see the module docstring for the spec forms.
 
@@ -176,6 +182,9 @@ def load_dataset(
         seed: seed for the random subsample.
         image_size: (H, W) to resize folder images to.
         channels: 1 or 3 for folder images (default: detected).
+        corruption: for a -C dataset (``imagenet-c:DIR``, ``cifar-c:DIR``), the corruption to
+            read; same as the ``#fog/3`` fragment.
+        severity: for a -C dataset, the severity (1-5) to read.
 
     Returns:
         A :class:`Dataset`; ``.x``/``.y`` load everything, ``.batches(n)`` streams.
@@ -198,6 +207,26 @@ def load_dataset(
         raise InputError(f"split must be a non-empty string such as 'test', got {split!r}")
     text = str(spec)
     kind, _, rest = text.partition(":")
+    if rest and kind in C_FORMATS:
+        root, frag_name, frag_sev = parse_c_spec(rest)
+        for what, frag, kw in (
+            ("corruption", frag_name, corruption),
+            ("severity", frag_sev, severity),
+        ):
+            if frag is not None and kw is not None and frag != kw:
+                raise InputError(
+                    f"the spec says {what} {frag!r} but {what}={kw!r} was passed; give it once"
+                )
+        ds = load_corrupted(
+            kind,
+            Path(root).expanduser(),
+            corruption if corruption is not None else frag_name,
+            severity if severity is not None else frag_sev,
+            split=split,
+            image_size=image_size,
+            channels=channels,
+        )
+        return ds.limit(limit, seed=seed)
     kinds: dict[str, Callable[..., Dataset]] = {
         "npz": _load_npz,
         "idx": _load_idx,
@@ -219,6 +248,16 @@ def load_dataset(
     if not path.exists():
         raise DataNotFoundError(f"dataset path {path} does not exist")
     kind = kind or _detect(path)
+    if kind in C_FORMATS:
+        ds = load_corrupted(
+            kind, path, corruption, severity, split=split, image_size=image_size, channels=channels
+        )
+        return ds.limit(limit, seed=seed)
+    if corruption is not None or severity is not None:
+        raise InputError(
+            f"corruption=/severity= apply to -C datasets only, and {path} is read as '{kind}'; "
+            f"use 'imagenet-c:{path}' or 'cifar-c:{path}'"
+        )
     if kind == "folder":
         ds = _load_folder(path, split, image_size=image_size, channels=channels)
     else:
