@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.robustcv-installed
 
-.PHONY: setup data demo test test-fast lint clean
+.PHONY: setup data browser demo test test-fast lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,14 @@ setup: $(STAMP)
 data: setup
 	PYTHON=$(BIN)/python ./scripts/get-data.sh
 
+browser:
+	./scripts/get-browser.sh || echo "no Chromium: the browser test will be skipped (or fail under CI=true)"
+
 demo: data
 	$(BIN)/robustcv eval --model zoo:fmnist-cnn --data fashion-mnist
 	$(BIN)/robustcv eval --model zoo:fmnist-cnn-at --data fashion-mnist
 
-test: data
+test: data browser
 	$(BIN)/python -m pytest
 
 test-fast: setup

@@ -1,5 +1,6 @@
 """Shared fixtures. Tests that need the real Fashion-MNIST use the ``fmnist_test`` fixture (or the
-``fmnist`` marker): they are skipped locally when the data is missing, but FAIL when CI=true."""
+``fmnist`` marker): they are skipped locally when the data is missing, but FAIL when CI=true.
+Tests marked ``browser`` need headless Chromium and follow the same rule."""
 
 from __future__ import annotations
 
@@ -26,6 +27,31 @@ def _require_fmnist() -> None:
 def _fmnist_marker(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("fmnist") is not None:
         _require_fmnist()
+
+
+def find_chromium() -> str | None:
+    """Path of a headless-capable Chromium (Debian's /usr/bin/chromium), or None."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _require_browser() -> None:
+    if find_chromium() is None:
+        msg = "Chromium not installed (run scripts/get-browser.sh)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but {msg}")
+        pytest.skip(msg)
+
+
+@pytest.fixture(autouse=True)
+def _browser_marker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("browser") is not None:
+        _require_browser()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,75 @@
+"""``robustcv check DIR --min-acc ... --min-robust-acc V@NORM:EPS ...``: gate CI on an audit.
+
+Exit codes: 0 every threshold holds, 1 at least one is violated (each is named, value vs
+threshold), 2 bad usage or input (missing DIR, no results.json, unknown metric, malformed
+threshold, an eps not in the audit's grid), 3 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+NAME = "check"
+
+_FLAGS = (
+    ("--min-acc", "V", "clean accuracy >= V, e.g. 0.9"),
+    (
+        "--min-robust-acc",
+        "V@NORM:EPS",
+        "robust accuracy at EPS >= V, e.g. 0.5@linf:0.1 (repeatable; EPS must be in the grid)",
+    ),
+    ("--max-mce", "V", "mCE in percent <= V, e.g. 100 (needs an audit with a baseline)"),
+    ("--max-ece", "V[@after]", "ECE <= V, before temperature scaling unless @after (repeatable)"),
+    ("--min-auroc", "V[@SET/METHOD]", "OOD AUROC >= V for every matching set/score (repeatable)"),
+    (
+        "--max-corruption-drop",
+        "V[@CORRUPTION]",
+        "clean minus mean corruption accuracy <= V (repeatable)",
+    ),
+)
+
+
+def add_parser(
+    sub: Any,
+    *,
+    common: Callable[..., None],
+    model_args: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the ``check`` command to the CLI's subparsers."""
+    p = sub.add_parser(
+        NAME,
+        help="check an audit against thresholds (exit 1 naming each violation)",
+        description="Check an audit's results.json against thresholds; exit 0 when all hold, "
+        "1 naming each violated one, 2 on bad usage or input. Point estimates are compared.",
+    )
+    p.add_argument("dir", metavar="DIR", help="the audit folder (holding results.json)")
+    g = p.add_argument_group("thresholds")
+    for flag, metavar, help_text in _FLAGS:
+        g.add_argument(flag, action="append", default=[], metavar=metavar, help=help_text)
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="print only the violations")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``robustcv check``; returns the exit code."""
+    from robustcv.cli.main import EXIT_CHECK_FAILED, EXIT_OK, _emit
+    from robustcv.report.check import check, parse_threshold
+
+    thresholds = [
+        parse_threshold(flag[2:], value)
+        for flag, _, _ in _FLAGS
+        for value in getattr(args, flag[2:].replace("-", "_"))
+    ]
+    res = check(args.dir, thresholds)
+    shown = res.failures if args.quiet else res.outcomes
+    lines = [o.text for o in shown]
+    failed = len(res.failures)
+    lines.append(
+        f"all {len(res.outcomes)} checks passed"
+        if res.passed
+        else f"{failed} of {len(res.outcomes)} checks failed"
+    )
+    _emit(args, res.to_dict(), "\n".join(lines))
+    return EXIT_OK if res.passed else EXIT_CHECK_FAILED

@@ -1,0 +1,51 @@
+"""``robustcv compare DIR_A DIR_B [--out FILE.html] [--json]``: two audits side by side."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+NAME = "compare"
+
+
+def add_parser(
+    sub: Any,
+    *,
+    common: Callable[..., None],
+    model_args: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the ``compare`` command to the CLI's subparsers."""
+    p = sub.add_parser(
+        NAME,
+        help="compare two audits: headline metrics, deltas, what is within the noise",
+        description="Print the headline metrics of two audits side by side with B - A deltas, "
+        "marking differences that are within the noise; optionally write an HTML version.",
+    )
+    p.add_argument("dir_a", metavar="DIR_A", help="audit A (folder holding results.json)")
+    p.add_argument("dir_b", metavar="DIR_B", help="audit B")
+    p.add_argument("--out", default=None, metavar="FILE.html", help="also write an HTML page")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="print only the table")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``robustcv compare``; returns the exit code."""
+    from robustcv.cli.main import EXIT_OK, _emit, _table
+    from robustcv.report.compare import compare, comparison_table, write_comparison_html
+
+    res = compare(args.dir_a, args.dir_b)
+    header, rows = comparison_table(res)
+    text = f"A: {res.a_label}\nB: {res.b_label}\n" + _table(rows, header)
+    if not args.quiet:
+        text += f"\n{res.rule}"
+        if res.only_a or res.only_b:
+            text += f"\nin one audit only: A {len(res.only_a)}, B {len(res.only_b)} metrics"
+    payload = res.to_dict()
+    if args.out:
+        path = write_comparison_html(res, args.out)
+        payload["html"] = str(path)
+        if not args.quiet:
+            text += f"\nwrote {path}"
+    _emit(args, payload, text)
+    return EXIT_OK

@@ -1,0 +1,340 @@
+"""Compare two audits: headline metrics side by side, with deltas marked when within the noise.
+
+The rule for "within the noise" (stated in every output):
+
+* accuracies (a count out of N on both sides): a two-sided, pooled two-proportion z-test; the
+  difference is within the noise when p >= 0.05. Both audits usually evaluate the same images, so
+  the unpaired test is conservative (it over-states the noise of a paired difference);
+* other estimates with a 95% interval on both sides (AUROC, ECE): within the noise when the two
+  intervals overlap;
+* numbers without an interval (mCE, temperature, eps at half accuracy, median minimal
+  perturbation): no judgement, shown as ``n/a``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robustcv.core.errors import InputError
+from robustcv.core.results import Result
+from robustcv.report._results import (
+    Estimate,
+    Metric,
+    curve_estimates,
+    headline_metrics,
+    load_results,
+    suite,
+)
+
+__all__ = [
+    "ALPHA",
+    "NOISE_RULE",
+    "ComparisonResult",
+    "ComparisonRow",
+    "compare",
+    "comparison_table",
+    "two_proportion_p",
+    "write_comparison_html",
+]
+
+ALPHA = 0.05
+"""Significance level of the two-proportion test."""
+
+NOISE_RULE = (
+    "within the noise: accuracies (k of N on both sides) when a two-sided pooled two-proportion "
+    f"z-test gives p >= {ALPHA} (conservative for audits on the same images); other estimates "
+    "when their 95% intervals overlap; numbers without an interval are not judged (n/a)"
+)
+
+
+def two_proportion_p(p1: float, n1: int, p2: float, n2: int) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test of ``p1`` (of ``n1``) vs ``p2``.
+
+    Example:
+        >>> round(two_proportion_p(0.90, 1000, 0.92, 1000), 3)
+        0.118
+        >>> two_proportion_p(0.5, 10, 0.5, 10)
+        1.0
+    """
+    if n1 <= 0 or n2 <= 0:
+        raise InputError(f"two_proportion_p needs positive sample sizes, got {n1} and {n2}")
+    k1, k2 = round(p1 * n1), round(p2 * n2)
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    diff = k1 / n1 - k2 / n2
+    if se == 0.0:
+        return 1.0 if diff == 0 else 0.0
+    return math.erfc(abs(diff) / se / math.sqrt(2))
+
+
+@dataclass
+class ComparisonRow(Result):
+    """One metric of both audits.
+
+    Attributes:
+        key: stable metric id, e.g. ``clean/accuracy``.
+        label: human-readable name.
+        a: the estimate in audit A (value, low, high, n, method), None when absent.
+        b: the same in audit B.
+        delta: ``b - a`` (None when either is absent).
+        within_noise: True/False by the rule in :data:`NOISE_RULE`; None when not judged.
+        test: "two-proportion z-test", "interval overlap" or "none".
+        p_value: the z-test's p-value when that test was used.
+        better: "a", "b" or None (equal, within the noise, or no direction).
+    """
+
+    key: str
+    label: str
+    a: dict[str, Any] | None
+    b: dict[str, Any] | None
+    delta: float | None
+    within_noise: bool | None
+    test: str
+    p_value: float | None = None
+    better: str | None = None
+
+
+@dataclass
+class ComparisonResult(Result):
+    """Headline metrics of two audits side by side.
+
+    Attributes:
+        a_label: a name for audit A (its model spec, plus its folder when both specs match).
+        b_label: the same for B.
+        a_source: where A was read from.
+        b_source: where B was read from.
+        rule: how "within the noise" is decided.
+        rows: metrics present in both audits, in report order.
+        only_a: metric keys present in A only (e.g. eps values in A's grid only).
+        only_b: metric keys present in B only.
+        curves: robust-accuracy curves per norm for both, ``{norm: {"a": {...}, "b": {...}}}``.
+    """
+
+    a_label: str
+    b_label: str
+    a_source: str
+    b_source: str
+    rule: str
+    rows: list[ComparisonRow]
+    only_a: list[str] = field(default_factory=list)
+    only_b: list[str] = field(default_factory=list)
+    curves: dict[str, dict[str, dict[str, list[float | None]]]] = field(default_factory=dict)
+
+    @property
+    def significant(self) -> list[ComparisonRow]:
+        """Rows whose difference is outside the noise."""
+        return [r for r in self.rows if r.within_noise is False]
+
+
+def _est_dict(e: Estimate) -> dict[str, Any]:
+    return {"value": e.value, "low": e.low, "high": e.high, "n": e.n, "method": e.method}
+
+
+def _judge(ma: Metric, mb: Metric) -> tuple[bool | None, str, float | None]:
+    a, b = ma.estimate, mb.estimate
+    if ma.proportion and mb.proportion and a.n and b.n:
+        p = two_proportion_p(a.value, a.n, b.value, b.n)
+        return p >= ALPHA, "two-proportion z-test", p
+    if a.low is not None and a.high is not None and b.low is not None and b.high is not None:
+        return a.low <= b.high and b.low <= a.high, "interval overlap", None
+    return None, "none", None
+
+
+def _label(results: Mapping[str, Any], source: str) -> str:
+    model = results.get("model") or {}
+    return str(model.get("spec") or (results.get("config") or {}).get("model") or source)
+
+
+def _curves(results: Mapping[str, Any]) -> dict[str, dict[str, list[float | None]]]:
+    out: dict[str, dict[str, list[float | None]]] = {}
+    for norm, nr in ((suite(results, "adversarial") or {}).get("norms") or {}).items():
+        if isinstance(nr, Mapping):
+            pts = curve_estimates(nr)
+            if pts:
+                out[str(norm)] = {
+                    "eps": [e for e, _ in pts],
+                    "value": [a.value for _, a in pts],
+                    "low": [a.low for _, a in pts],
+                    "high": [a.high for _, a in pts],
+                }
+    return out
+
+
+def compare(
+    dir_a: str | os.PathLike[str] | Mapping[str, Any],
+    dir_b: str | os.PathLike[str] | Mapping[str, Any],
+) -> ComparisonResult:
+    """Compare the headline metrics of two audits (B relative to A).
+
+    Args:
+        dir_a: audit A: its folder, its ``results.json``, or the results dict.
+        dir_b: audit B, the same.
+
+    Returns:
+        A :class:`ComparisonResult`; ``delta = B - A`` and each row says whether the difference
+        is within the noise (see :data:`NOISE_RULE`).
+
+    Raises:
+        InputError: either audit cannot be read.
+
+    Example:
+        >>> a = {"suites": {"clean": {"accuracy": {"value": 0.90, "n": 1000}}}}
+        >>> b = {"suites": {"clean": {"accuracy": {"value": 0.92, "n": 1000}}}}
+        >>> row = compare(a, b).rows[0]
+        >>> row.key, round(row.delta, 3), row.within_noise
+        ('clean/accuracy', 0.02, True)
+    """
+    ra, _ = load_results(dir_a)
+    rb, _ = load_results(dir_b)
+    src_a = "A" if isinstance(dir_a, Mapping) else str(dir_a)
+    src_b = "B" if isinstance(dir_b, Mapping) else str(dir_b)
+    la, lb = _label(ra, src_a), _label(rb, src_b)
+    if la == lb:
+        la, lb = f"{la} ({src_a})", f"{lb} ({src_b})"
+    ma = {m.key: m for m in headline_metrics(ra)}
+    mb = {m.key: m for m in headline_metrics(rb)}
+    rows = []
+    for key, m_a in ma.items():
+        m_b = mb.get(key)
+        if m_b is None:
+            continue
+        within, test, p = _judge(m_a, m_b)
+        delta = m_b.estimate.value - m_a.estimate.value
+        better = None
+        if within is not True and delta != 0 and m_a.higher_is_better is not None:
+            better = "b" if (delta > 0) == m_a.higher_is_better else "a"
+        rows.append(
+            ComparisonRow(
+                key=key,
+                label=m_a.label,
+                a=_est_dict(m_a.estimate),
+                b=_est_dict(m_b.estimate),
+                delta=delta,
+                within_noise=within,
+                test=test,
+                p_value=p,
+                better=better,
+            )
+        )
+    curves_a, curves_b = _curves(ra), _curves(rb)
+    curves = {
+        norm: {"a": curves_a.get(norm, {}), "b": curves_b.get(norm, {})}
+        for norm in dict.fromkeys([*curves_a, *curves_b])
+    }
+    return ComparisonResult(
+        a_label=la,
+        b_label=lb,
+        a_source=src_a,
+        b_source=src_b,
+        rule=NOISE_RULE,
+        rows=rows,
+        only_a=[k for k in ma if k not in mb],
+        only_b=[k for k in mb if k not in ma],
+        curves=curves,
+    )
+
+
+def _cell(e: Mapping[str, Any] | None) -> str:
+    if e is None:
+        return "-"
+    est = Estimate.parse(e)
+    return "-" if est is None else (f"{est.value:.3f} {est.interval_text()}").strip()
+
+
+def _verdict(row: ComparisonRow) -> str:
+    if row.within_noise is None:
+        return "n/a"
+    if row.within_noise:
+        return "within noise"
+    return {"a": "A better", "b": "B better"}.get(row.better or "", "differs")
+
+
+def comparison_table(result: ComparisonResult) -> tuple[list[str], list[list[str]]]:
+    """The comparison as a header and string rows (metric, A, B, delta, verdict).
+
+    Example:
+        >>> a = {"suites": {"clean": {"accuracy": {"value": 0.5, "n": 1000}}}}
+        >>> b = {"suites": {"clean": {"accuracy": {"value": 0.6, "n": 1000}}}}
+        >>> comparison_table(compare(a, b))[1][0][-1]
+        'B better'
+    """
+    header = ["metric", "A", "B", "delta (B-A)", "verdict"]
+    rows = [
+        [
+            r.label,
+            _cell(r.a),
+            _cell(r.b),
+            "-" if r.delta is None else f"{r.delta:+.3f}",
+            _verdict(r),
+        ]
+        for r in result.rows
+    ]
+    return header, rows
+
+
+def write_comparison_html(result: ComparisonResult, out_path: str | os.PathLike[str]) -> Path:
+    """Write the comparison as one self-contained HTML file (inline CSS, embedded plot, no script).
+
+    Args:
+        result: from :func:`compare`.
+        out_path: the file to write.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> a = {"suites": {"clean": {"accuracy": {"value": 0.5, "n": 100}}}}
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "cmp.html"
+        >>> write_comparison_html(compare(a, a), out).is_file()
+        True
+    """
+    from robustcv.report import plots
+    from robustcv.report.html import _CSP, _environment
+
+    header, table = comparison_table(result)
+    figure = None
+    panels = {norm: c for norm, c in result.curves.items() if c.get("a") and c.get("b")}
+    if panels:
+        figure = plots.compare_curves(panels, result.a_label, result.b_label)
+    html = (
+        _environment()
+        .get_template("compare.html.j2")
+        .render(
+            csp=_CSP,
+            a_label=result.a_label,
+            b_label=result.b_label,
+            a_source=result.a_source,
+            b_source=result.b_source,
+            rule=result.rule,
+            header=header,
+            rows=[
+                {
+                    "cells": cells,
+                    "verdict": _verdict(r),
+                    "better": r.better,
+                    "within": r.within_noise,
+                    "test": r.test,
+                    "p": r.p_value,
+                }
+                for cells, r in zip(table, result.rows, strict=True)
+            ],
+            only_a=result.only_a,
+            only_b=result.only_b,
+            figure=figure,
+        )
+    )
+    out = Path(out_path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+    except OSError as err:
+        raise InputError(
+            f"cannot write the comparison to {out}: {err}; pass a writable path"
+        ) from err
+    return out

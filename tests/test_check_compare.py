@@ -1,0 +1,279 @@
+"""`robustcv compare` (noise rule on hand-made numbers) and `robustcv check` (exit codes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scipy.stats import chi2_contingency
+
+from robustcv.cli.main import main
+from robustcv.core.errors import InputError
+from robustcv.report._sample import sample_results
+from robustcv.report.check import check, parse_threshold, required_eps
+from robustcv.report.compare import compare, two_proportion_p, write_comparison_html
+
+
+def _acc(value: float, n: int, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    return {"value": value, "n": n, "low": lo, "high": hi}
+
+
+def _results(**suites: Any) -> dict[str, Any]:
+    return {"schema": "robustcv.audit/1", "model": {"spec": "m"}, "suites": suites}
+
+
+def _write(folder: Path, results: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    return folder
+
+
+# ------------------------------------------------------------------------------------- compare
+
+
+@pytest.mark.parametrize(
+    ("k1", "n1", "k2", "n2"), [(900, 1000, 920, 1000), (45, 100, 60, 120), (10, 10, 9, 10)]
+)
+def test_two_proportion_p_matches_scipy(k1: int, n1: int, k2: int, n2: int) -> None:
+    # the pooled z-test is the uncorrected chi-square test on the 2x2 table
+    _, p_ref, _, _ = chi2_contingency([[k1, n1 - k1], [k2, n2 - k2]], correction=False)
+    assert two_proportion_p(k1 / n1, n1, k2 / n2, n2) == pytest.approx(p_ref, rel=1e-9)
+
+
+def test_compare_marks_noise_on_hand_made_numbers() -> None:
+    a = _results(
+        clean={"accuracy": _acc(0.90, 1000)},
+        corruption={"mean_accuracy": _acc(0.70, 1000), "mce": 1.0},
+        calibration={
+            "before": {"ece": _acc(0.05, 1000, 0.04, 0.06)},
+            "after": {"ece": _acc(0.02, 1000, 0.01, 0.03)},
+            "temperature": 1.5,
+        },
+        ood={
+            "sets": {
+                "noise": {"methods": {"msp": {"auroc": _acc(0.80, 2000, 0.78, 0.82)}}},
+                "flip": {"methods": {"msp": {"auroc": _acc(0.80, 2000, 0.78, 0.82)}}},
+            }
+        },
+        adversarial={
+            "norms": {"linf": {"eps": [0.05, 0.1], "accuracy": [_acc(0.5, 500), _acc(0.3, 500)]}}
+        },
+    )
+    b = _results(
+        clean={"accuracy": _acc(0.92, 1000)},  # z = 1.563, p = 0.118: within
+        corruption={"mean_accuracy": _acc(0.75, 1000), "mce": 0.8},  # p = 0.012: B better
+        calibration={
+            "before": {"ece": _acc(0.03, 1000, 0.02, 0.035)},  # intervals apart: B better
+            "after": {"ece": _acc(0.025, 1000, 0.015, 0.035)},  # overlap: within noise
+            "temperature": 1.1,
+        },
+        ood={
+            "sets": {
+                "noise": {"methods": {"msp": {"auroc": _acc(0.75, 2000, 0.73, 0.77)}}},  # A
+                "flip": {"methods": {"msp": {"auroc": _acc(0.81, 2000, 0.79, 0.83)}}},  # noise
+            }
+        },
+        adversarial={
+            "norms": {"linf": {"eps": [0.1, 0.2], "accuracy": [_acc(0.4, 500), _acc(0.2, 500)]}}
+        },
+    )
+    res = compare(a, b)
+    rows = {r.key: r for r in res.rows}
+    assert rows["clean/accuracy"].within_noise is True
+    assert rows["clean/accuracy"].p_value == pytest.approx(0.1181, abs=1e-4)
+    assert rows["clean/accuracy"].delta == pytest.approx(0.02)
+    assert rows["clean/accuracy"].better is None
+    assert rows["corruption/mean_accuracy"].within_noise is False
+    assert rows["corruption/mean_accuracy"].better == "b"
+    assert rows["corruption/mce"].within_noise is None  # no interval: not judged
+    assert rows["corruption/mce"].better == "b"  # lower mCE is better
+    assert rows["calibration/ece_before"].test == "interval overlap"
+    assert rows["calibration/ece_before"].within_noise is False
+    assert rows["calibration/ece_before"].better == "b"  # lower ECE is better
+    assert rows["calibration/ece_after"].within_noise is True
+    assert rows["calibration/temperature"].better is None  # no direction
+    assert rows["ood/noise/msp/auroc"].within_noise is False
+    assert rows["ood/noise/msp/auroc"].better == "a"
+    assert rows["ood/flip/msp/auroc"].within_noise is True
+    # A 0.3 vs B 0.4 of 500 at the shared eps 0.1: z = 3.31, p = 0.0009
+    assert rows["adversarial/linf/acc@0.1"].within_noise is False
+    assert rows["adversarial/linf/acc@0.1"].p_value == pytest.approx(0.00093, abs=2e-5)
+    assert rows["adversarial/linf/acc@0.1"].better == "b"
+    assert "adversarial/linf/acc@0.05" in res.only_a
+    assert "adversarial/linf/acc@0.2" in res.only_b
+    assert "p >= 0.05" in res.rule and "intervals overlap" in res.rule
+    assert {r.key for r in res.significant} >= {"corruption/mean_accuracy", "ood/noise/msp/auroc"}
+    assert res.a_label == "m (A)" and res.b_label == "m (B)"  # same spec: told apart
+
+
+def test_compare_cli_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _write(tmp_path / "a", sample_results(seed=0, model="zoo:<b>a</b>"))
+    b = _write(tmp_path / "b", sample_results(seed=1, clean_accuracy=0.8, robustness=0.1))
+    out = tmp_path / "cmp.html"
+    assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "clean accuracy" in text and "delta (B-A)" in text and "within the noise" in text
+    assert "A better" in text  # 0.91 vs 0.80 on 990 images each
+    html = out.read_text()
+    assert "<b>a</b>" not in html and "&lt;b&gt;a&lt;/b&gt;" in html
+    assert (
+        "<script" not in html
+        and "http:" not in html
+        and "https:" not in html
+        and "data:image/png;base64," in html
+    )
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["rows"][0]["key"] == "clean/accuracy" and "rule" in payload
+    assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
+
+
+def test_write_comparison_html_without_curves(tmp_path: Path) -> None:
+    a = _results(clean={"accuracy": _acc(0.9, 100)})
+    html = write_comparison_html(compare(a, a), tmp_path / "c.html").read_text()
+    assert "within noise" in html and "<img" not in html
+
+
+# --------------------------------------------------------------------------------------- check
+
+
+@pytest.fixture()
+def audit(tmp_path: Path) -> Path:
+    res = _results(
+        clean={"accuracy": _acc(0.91, 1000, 0.89, 0.93)},
+        corruption={
+            "mean_accuracy": _acc(0.80, 5000),
+            "per_corruption_mean": {"fog": _acc(0.6, 1000), "blur": _acc(0.85, 1000)},
+            "mce": 0.9,
+        },
+        adversarial={
+            "norms": {
+                "linf": {"eps": [0.05, 0.1], "accuracy": [_acc(0.6, 500), _acc(0.45, 500)]},
+                "l2": {"eps": [0.5, 1.0], "accuracy": [_acc(0.7, 500), _acc(0.5, 500)]},
+            }
+        },
+        calibration={"before": {"ece": _acc(0.06, 1000)}, "after": {"ece": _acc(0.02, 1000)}},
+        ood={
+            "sets": {
+                "noise": {"methods": {"msp": {"auroc": 0.95}, "energy": {"auroc": 0.97}}},
+                "inverted": {"methods": {"msp": {"auroc": 0.7}, "energy": {"auroc": 0.65}}},
+            }
+        },
+    )
+    return _write(tmp_path / "audit", res)
+
+
+def test_check_passes_exit_0(audit: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["check", str(audit), "--min-acc", "0.9", "--min-robust-acc", "0.4@linf:0.1"]
+    argv += ["--min-robust-acc", "0.5@l2:1", "--max-mce", "1.0", "--max-ece", "0.03@after"]
+    argv += ["--min-auroc", "0.9@noise", "--max-corruption-drop", "0.12"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("PASS") == 8 and "all 8 checks passed" in out
+
+
+def test_check_fails_exit_1_naming_each_violation(
+    audit: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["check", str(audit), "--min-acc", "0.95", "--min-robust-acc", "0.5@linf:0.1"]
+    argv += ["--max-ece", "0.05", "--min-auroc", "0.9@msp", "--max-corruption-drop", "0.2@fog"]
+    argv += ["--min-robust-acc", "0.5@linf:0.05"]  # this one passes
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    fails = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == 5
+    assert "clean accuracy: 0.9100" in out and "is not >= 0.95 (--min-acc 0.95)" in out
+    assert (
+        "linf robust accuracy at eps 0.1: 0.4500" in out
+        and "(--min-robust-acc 0.5@linf:0.1)" in out
+    )
+    assert "ECE before temperature scaling: 0.0600" in out and "<= 0.05" in out
+    assert "AUROC inverted (msp): 0.7000" in out
+    assert "accuracy drop under fog" in out and "0.3100" in out  # 0.91 - 0.60 by hand
+    assert "5 of 7 checks failed" in out
+    assert main(["check", str(audit), "--min-acc", "0.95", "--quiet"]) == 1
+    assert "PASS" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--min-acc", "abc"], "needs a number"),
+        (["--min-acc", "1.5"], "fraction in [0, 1]"),
+        (["--min-acc", "0.9@linf"], "plain number"),
+        (["--min-robust-acc", "0.5"], "V@NORM:EPS"),
+        (["--min-robust-acc", "0.5@linf3:0.1"], "unknown norm"),
+        (["--min-robust-acc", "0.5@linf:abc"], "V@NORM:EPS"),
+        (["--min-robust-acc", "0.5@linf:0.3"], "re-run 'robustcv audit' with --eps linf:0.3"),
+        (["--max-ece", "0.05@later"], "'before' or 'after'"),
+        (["--min-auroc", "0.9@nosuch"], "no OOD set 'nosuch'"),
+        (["--min-auroc", "0.9@noise/nosuch"], "no OOD score 'nosuch'"),
+        (["--max-corruption-drop", "0.1@snow"], "no corruption 'snow'"),
+        ([], "no thresholds given"),
+    ],
+)
+def test_check_bad_thresholds_exit_2(
+    audit: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(["check", str(audit), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_check_bad_input_exit_2(
+    audit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", str(tmp_path / "missing"), "--min-acc", "0.9"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["check", str(tmp_path / "empty"), "--min-acc", "0.9"]) == 2
+    assert "no results.json" in capsys.readouterr().err
+    only_clean = _write(tmp_path / "c", _results(clean={"accuracy": _acc(0.9, 10)}))
+    assert main(["check", str(only_clean), "--max-ece", "0.1"]) == 2
+    assert "no 'calibration' suite" in capsys.readouterr().err
+    no_mce = _write(tmp_path / "d", _results(corruption={"mean_accuracy": _acc(0.9, 10)}))
+    assert main(["check", str(no_mce), "--max-mce", "1"]) == 2
+    assert "baseline" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # an unknown flag is an argparse usage error
+        main(["check", str(audit), "--min-accuracy-typo", "0.9"])
+    assert exc.value.code == 2
+
+
+def test_check_python_api(audit: Path) -> None:
+    res = check(audit, {"min_acc": 0.9, "min_auroc": ["0.6"], "max_ece": [0.1, "0.01@after"]})
+    assert [o.passed for o in res.outcomes] == [True, True, True, True, True, True, False]
+    assert not res.passed and res.failures[0].threshold == "--max-ece 0.01@after"
+    assert res.failures[0].value == pytest.approx(0.02)
+    with pytest.raises(InputError, match="unknown threshold"):
+        check(audit, {"min_precision": 0.9})
+    assert res.to_dict()["outcomes"][0]["metric"] == "clean accuracy"
+
+
+def test_corruption_drop_uses_the_suites_own_clean_accuracy(tmp_path: Path) -> None:
+    res = _results(
+        clean={"accuracy": _acc(0.95, 1000)},
+        corruption={"clean_accuracy": _acc(0.90, 500), "mean_accuracy": _acc(0.75, 2500)},
+    )
+    out = check(res, {"max_corruption_drop": 0.16})
+    assert out.passed and out.outcomes[0].value == pytest.approx(0.15)  # 0.90 - 0.75, not 0.95
+    res["suites"]["corruption"].pop("clean_accuracy")
+    out = check(res, {"max_corruption_drop": 0.16})
+    assert not out.passed and out.outcomes[0].value == pytest.approx(0.20)
+
+
+def test_threshold_parsing_and_required_eps() -> None:
+    t = parse_threshold("--min-robust-acc", " 0.5@l2:1.5 ")
+    assert (t.metric, t.limit, t.norm_eps) == ("min-robust-acc", 0.5, ("l2", 1.5))
+    assert parse_threshold("max_corruption_drop", "1e-1@fog").limit == pytest.approx(0.1)
+    assert required_eps({"min_robust_acc": ["0.5@linf:0.1", "0.2@l2:1"], "min_acc": 0.9}) == {
+        "linf": [0.1],
+        "l2": [1.0],
+    }
+    assert parse_threshold("min-robust-acc", "0.5@Linf:0.1").flag == "--min-robust-acc 0.5@linf:0.1"
+    assert parse_threshold("min-robust-acc", "0.5@2:0.5").norm_eps == ("l2", 0.5)
+    with pytest.raises(InputError, match="empty qualifier"):
+        parse_threshold("max-ece", "0.1@")
+    with pytest.raises(InputError, match="eps must be positive"):
+        parse_threshold("min-robust-acc", "0.1@linf:0")
