@@ -6,10 +6,13 @@ The names most users need are re-exported here::
     model = robustcv.load_model("zoo:fmnist-cnn")
     data = robustcv.load_dataset("fashion-mnist", split="test")
     print(robustcv.accuracy(model, data).accuracy)
+    foggy = robustcv.corrupt(data.x[:8], "fog", 3)
 """
 
 from robustcv.attacks import attack, robust_accuracy
+from robustcv.audit import audit
 from robustcv.core import InputError, Model, RobustcvError, check_images, check_labels
+from robustcv.corruptions import corrupt, corruption_accuracy
 from robustcv.data import Dataset, load_dataset
 from robustcv.diagnostics import accuracy
 from robustcv.models import load_model
@@ -24,8 +27,11 @@ __all__ = [
     "__version__",
     "accuracy",
     "attack",
+    "audit",
     "check_images",
     "check_labels",
+    "corrupt",
+    "corruption_accuracy",
     "load_dataset",
     "load_model",
     "robust_accuracy",

@@ -97,7 +97,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument(
-        "--data", required=True, help="fashion-mnist, npz:F, idx:DIR, folder:DIR, cifar10:DIR"
+        "--data",
+        required=True,
+        help="fashion-mnist, npz:F, idx:DIR, folder:DIR, cifar10:DIR, imagenet-c:DIR#fog/3, "
+        "cifar-c:DIR#fog/3",
     )
     p.add_argument("--split", default="test")
 
@@ -131,7 +134,22 @@ def build_parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="all",
-        choices=["all", "models", "datasets", "attacks", "recipes", "architectures"],
+        choices=["all", "models", "datasets", "attacks", "recipes", "architectures", "corruptions"],
+    )
+    from robustcv.cli.corrupt import _size_arg
+    from robustcv.corruptions.base import SPECS
+
+    p.add_argument(
+        "--spec",
+        choices=list(SPECS),
+        default=None,
+        help="corruptions: print each one's parameters per severity under this spec",
+    )
+    p.add_argument(
+        "--size",
+        type=_size_arg,
+        default=(224, 224),
+        help="corruptions: image size HxW for --spec auto (default 224x224)",
     )
     _common(p)
 
@@ -181,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_PLUGINS: tuple[str, ...] = ()
+_PLUGINS: tuple[str, ...] = ("corrupt", "audit", "compare", "check", "report")
 """Command modules in robustcv.cli; each has ``NAME``, ``add_parser(sub, *, common, model_args)``
 and ``run(args) -> int``. Add a module name here to add a command."""
 
@@ -252,6 +270,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         payload["recipes"] = [{"name": e.name, "summary": e.summary} for e in RECIPES]
     if args.what in ("all", "architectures"):
         payload["architectures"] = [{"name": e.name, "summary": e.summary} for e in ARCHITECTURES]
+    if args.what in ("all", "corruptions"):
+        from robustcv.cli.corrupt import corruption_rows
+
+        payload["corruptions"] = corruption_rows(args.spec, args.size)
     parts = []
     for section, rows in payload.items():
         if section == "models":
@@ -269,6 +291,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 ],
                 ["model", "clean acc", "PGD-40 acc", "summary"],
             )
+        elif section == "corruptions":
+            from robustcv.cli.corrupt import corruption_text
+
+            body = corruption_text(rows)
         else:
             body = _table([[r["name"], r["summary"]] for r in rows], [section[:-1], "summary"])
         parts.append(f"{section}:\n{body}")

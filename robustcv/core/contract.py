@@ -76,6 +76,11 @@ def check_images(x: Any, *, name: str = "x", min_size: int = 1) -> torch.Tensor:
             f"{name} has shape {shape}, which looks channels-last; robustcv expects "
             f"(B,C,H,W): use {name}.permute(0, 3, 1, 2)"
         )
+    # one pass over the data: NaN propagates through aminmax and inf fails the range test
+    lo_t, hi_t = torch.aminmax(x.detach())
+    lo, hi = float(lo_t), float(hi_t)
+    if lo >= 0.0 and hi <= 1.0:
+        return x
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         bad = int((~finite).sum())
@@ -83,7 +88,6 @@ def check_images(x: Any, *, name: str = "x", min_size: int = 1) -> torch.Tensor:
             f"{name} contains {bad} NaN or infinite values; clean the data "
             f"(e.g. torch.nan_to_num) before passing it"
         )
-    lo, hi = float(x.detach().min()), float(x.detach().max())
     if lo < 0.0 or hi > 1.0:
         fix = (
             f"divide by 255 ({name} / 255)"

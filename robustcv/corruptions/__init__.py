@@ -5,7 +5,11 @@ come from named tables (``imagenet-c``, ``cifar-10-c``, interpolated by ``auto``
 :mod:`robustcv.corruptions.base`. Importing this package registers every corruption.
 """
 
+from robustcv.corruptions import blur as _blur  # noqa: F401  (registers the blur corruptions)
+from robustcv.corruptions import digital as _digital  # noqa: F401  (registers digital ones)
 from robustcv.corruptions import mvh as _mvh  # noqa: F401  (registers the mvh- degradations)
+from robustcv.corruptions import noise as _noise  # noqa: F401  (registers the noise corruptions)
+from robustcv.corruptions import weather as _weather  # noqa: F401  (registers weather ones)
 from robustcv.corruptions.api import corrupt, corrupt_with_draws
 from robustcv.corruptions.base import CORRUPTIONS, SPECS, CorruptionDef, resolve_params
 from robustcv.corruptions.evaluate import CorruptionAccuracyResult, corruption_accuracy

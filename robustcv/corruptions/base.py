@@ -70,19 +70,41 @@ class SampleRNG:
 
     def __init__(
         self,
-        generators: Sequence[torch.Generator],
+        generators: Sequence[torch.Generator] | Callable[[], Sequence[torch.Generator]],
         device: torch.device | str,
         replay: Mapping[str, torch.Tensor] | None = None,
+        *,
+        batch_size: int | None = None,
     ) -> None:
-        self.generators = list(generators)
+        if callable(generators):
+            if batch_size is None:
+                raise InputError("SampleRNG with a generator factory needs batch_size")
+            self._factory: Callable[[], Sequence[torch.Generator]] | None = generators
+            self._generators: list[torch.Generator] | None = None
+            self._batch = batch_size
+        else:
+            self._factory = None
+            self._generators = list(generators)
+            self._batch = len(self._generators)
         self.device = torch.device(device)
         self.replay = dict(replay or {})
         self.draws: dict[str, torch.Tensor] = {}
 
     @property
+    def generators(self) -> list[torch.Generator]:
+        """One seeded generator per sample, built on first use.
+
+        Deterministic corruptions never ask for them, so they never pay for hashing the images.
+        """
+        if self._generators is None:
+            assert self._factory is not None  # set in __init__
+            self._generators = list(self._factory())
+        return self._generators
+
+    @property
     def batch_size(self) -> int:
         """Number of samples (one generator each)."""
-        return len(self.generators)
+        return self._batch
 
     def _scalar(self, name: str, make: Callable[[torch.Generator], float]) -> torch.Tensor:
         if name in self.draws:

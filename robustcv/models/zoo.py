@@ -20,7 +20,7 @@ from robustcv.core.registry import Registry
 from robustcv.models.architectures import build_architecture
 from robustcv.models.weights import load_weights
 
-__all__ = ["ZOO", "ZOO_DIR", "ZooEntry", "load_zoo_model", "zoo_card"]
+__all__ = ["ZOO", "ZOO_DIR", "ZooEntry", "load_zoo_model", "zoo_card", "zoo_held_out"]
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 
@@ -55,6 +55,28 @@ def zoo_card(name: str) -> dict[str, Any]:
         raise InputError(f"zoo model '{name}' has no card at {path}; reinstall robustcv")
     card: dict[str, Any] = json.loads(path.read_text())
     return card
+
+
+def zoo_held_out(name: str) -> tuple[str, str, torch.Tensor]:
+    """``(data spec, split, indices)`` of the images a zoo model held out from training.
+
+    Fit anything post-hoc (temperature, OOD statistics) on these: the model never trained on
+    them, unlike the rest of the training split, and they are not the test images either.
+
+    Example:
+        >>> data, split, idx = zoo_held_out("fmnist-cnn")
+        >>> data, split, len(idx)
+        ('fashion-mnist', 'train', 1000)
+    """
+    from robustcv.training.loop import split_indices
+
+    card = zoo_card(name)
+    cfg = card.get("config", {})
+    n = 60000 if cfg.get("data", card.get("data")) == "fashion-mnist" else None
+    if n is None:  # pragma: no cover - every shipped model is trained on Fashion-MNIST
+        raise InputError(f"zoo model '{name}' records no held-out split")
+    val, _ = split_indices(n, int(cfg.get("seed", card.get("seed", 0))), int(cfg["val_size"]))
+    return str(cfg.get("data", card["data"])), "train", val
 
 
 def load_zoo_model(name: str, *, device: torch.device | str | None = None) -> Model:

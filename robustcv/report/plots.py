@@ -251,8 +251,15 @@ def shift_curves(severity: list[float], series: dict[str, dict[str, list[Any]]])
         val = [math.nan if v is None else v for v in s["value"]]
         low = s.get("low") or val
         high = s.get("high") or val
-        lo = [0.0 if (a is None or v != v) else v - a for v, a in zip(val, low, strict=False)]
-        hi = [0.0 if (b is None or v != v) else b - v for v, b in zip(val, high, strict=False)]
+        # a bootstrap interval need not contain the point estimate (ECE is biased): clip at 0
+        lo = [
+            0.0 if (a is None or v != v) else max(v - a, 0.0)
+            for v, a in zip(val, low, strict=False)
+        ]
+        hi = [
+            0.0 if (b is None or v != v) else max(b - v, 0.0)
+            for v, b in zip(val, high, strict=False)
+        ]
         ax.errorbar(
             severity, val, yerr=[lo, hi], fmt="o-", color=color, markersize=4, capsize=3, label=name
         )

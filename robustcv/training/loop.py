@@ -191,6 +191,25 @@ def _clean_correct(model: Model, x: torch.Tensor, y: torch.Tensor) -> int:
     return int((model.predict_logits(x, batch_size=1000, validate=False).argmax(1) == y).sum())
 
 
+
+def split_indices(n: int, seed: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (held-out, training) indices of a training split of ``n`` images.
+
+    Training holds out ``val_size`` images chosen by a permutation seeded from ``seed``; the
+    audit uses the same function to fit temperature scaling and OOD statistics of a zoo model
+    on images it never trained on.
+
+    Example:
+        >>> val, tr = split_indices(10, seed=0, val_size=3)
+        >>> len(val), len(tr), sorted(val.tolist() + tr.tolist()) == list(range(10))
+        (3, 7, True)
+    """
+    order = np.random.default_rng(derive_seed(seed, "split")).permutation(n)
+    if val_size >= len(order):
+        raise InputError(f"val_size={val_size} leaves no training images")
+    return torch.from_numpy(order[:val_size]), torch.from_numpy(order[val_size:])
+
+
 def train(
     config: TrainConfig,
     *,
@@ -229,11 +248,7 @@ def train(
     train_ds = load_dataset(config.data, split="train")
     test_ds = load_dataset(config.data, split="test", limit=config.eval_limit)
     x_all, y_all = train_ds.x, train_ds.y
-    order = np.random.default_rng(derive_seed(config.seed, "split")).permutation(len(y_all))
-    if config.val_size >= len(order):
-        raise InputError(f"val_size={config.val_size} leaves no training images")
-    val_idx = torch.from_numpy(order[: config.val_size])
-    train_idx = torch.from_numpy(order[config.val_size :])
+    val_idx, train_idx = split_indices(len(y_all), config.seed, config.val_size)
     if config.limit is not None:
         train_idx = train_idx[: config.limit]
     x_val, y_val = x_all[val_idx], y_all[val_idx]

@@ -1,0 +1,143 @@
+"""``robustcv audit --model SPEC --data SPEC --out DIR``: every suite, resumable, one results.json.
+
+Flags override the config file (``--config audit.yaml`` or ``.json``), which overrides the
+defaults. Re-running with the same ``--out`` resumes: finished units are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+NAME = "audit"
+
+
+def add_parser(
+    sub: Any,
+    *,
+    common: Callable[..., None],
+    model_args: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the ``audit`` command to the CLI's subparsers."""
+    p = sub.add_parser(
+        NAME,
+        help="audit a model: clean, corruption, adversarial, calibration and OOD suites",
+        description="Run every audit suite on a model and a dataset, storing each finished unit "
+        "of work in DIR/audit.sqlite (re-running with the same --out resumes) and writing "
+        "DIR/results.json and DIR/audit.log. See docs/audit.md.",
+    )
+    model_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="audit folder (new or to resume)")
+    p.add_argument(
+        "--suites",
+        default=None,
+        help="comma-separated: clean,corruption,adversarial,calibration,ood (default: all)",
+    )
+    p.add_argument(
+        "--ood-data",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="an OOD set: a dataset spec or derived:NAME (repeatable; default: derived sets "
+        "uniform-noise, pixel-permuted, inverted)",
+    )
+    p.add_argument(
+        "--fit-data",
+        default=None,
+        metavar="SPEC",
+        help="held-out data for temperature scaling and Mahalanobis (default: the train split)",
+    )
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument(
+        "--strength",
+        choices=["fast", "full"],
+        default=None,
+        help="fast (default): min-norm curve tightened by APGD on a subset; full: default ensemble",
+    )
+    p.add_argument("--eps", default=None, help="extra eps for the grid, e.g. linf:0.1,l2:0.5")
+    p.add_argument(
+        "--config", default=None, metavar="FILE", help="audit.yaml (needs PyYAML) or audit.json"
+    )
+    p.add_argument(
+        "--no-report", action="store_true", help="do not write DIR/report.html after the audit"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="discard stored results of a different config in DIR instead of refusing",
+    )
+    common(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``robustcv audit``; returns the exit code."""
+    from robustcv.audit import run_audit
+    from robustcv.audit.config import SUITES
+    from robustcv.cli.main import EXIT_OK, _emit, parse_preprocess
+    from robustcv.core.errors import InputError
+
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be >= 1, got {args.limit}")
+    custom = args.weights is not None or args.preprocess or args.num_classes is not None
+    model: Any = args.model
+    if custom:
+        from robustcv.models.loading import load_model
+
+        model = load_model(
+            args.model,
+            weights=args.weights,
+            num_classes=args.num_classes,
+            device=args.device,
+            **parse_preprocess(args.preprocess),
+        )
+        model.name = args.model
+    config: dict[str, Any] = {}
+    if args.config:
+        from robustcv.audit.config import load_config_file
+
+        config = load_config_file(args.config)
+    if args.split != "test":
+        config["split"] = args.split
+    if args.device is not None:
+        config["device"] = args.device
+    if args.batch_size != 256:
+        config["batch_size"] = args.batch_size
+    res = run_audit(
+        model,
+        args.data,
+        args.out,
+        suites=args.suites if args.suites is not None else SUITES,
+        ood_data=tuple(args.ood_data or ()),
+        fit_data=args.fit_data,
+        limit=args.limit,
+        strength=args.strength or "fast",
+        seed=args.seed,
+        eps=args.eps,
+        config=config or None,
+        force=args.force,
+        progress=not args.quiet,
+    )
+    text = res.summary()
+    if not args.no_report:
+        text += _write_report(args.out)
+    _emit(args, res.to_dict(), text)
+    return EXIT_OK
+
+
+def _write_report(folder: str) -> str:
+    """Write DIR/report.html when the report module is available; a line for the summary."""
+    import sys
+
+    from robustcv.core.errors import RobustcvError
+
+    try:
+        from robustcv.report.html import write_report
+    except ImportError:
+        return ""
+    try:
+        path = write_report(folder)
+    except (RobustcvError, OSError, ValueError) as err:
+        print(f"robustcv: warning: could not write the HTML report: {err}", file=sys.stderr)
+        return ""
+    return f"\n  report       {path}"
