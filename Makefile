@@ -23,9 +23,13 @@ data: setup
 browser:
 	./scripts/get-browser.sh || echo "no Chromium: the browser test will be skipped (or fail under CI=true)"
 
+# Audit both zoo models (clean, corruption, adversarial, calibration, OOD), write their HTML
+# reports and a comparison. Resumable: running it again skips finished work.
 demo: data
-	$(BIN)/robustcv eval --model zoo:fmnist-cnn --data fashion-mnist
-	$(BIN)/robustcv eval --model zoo:fmnist-cnn-at --data fashion-mnist
+	$(BIN)/robustcv audit --model zoo:fmnist-cnn --data fashion-mnist --out runs/fmnist-cnn
+	$(BIN)/robustcv audit --model zoo:fmnist-cnn-at --data fashion-mnist --out runs/fmnist-cnn-at
+	$(BIN)/robustcv compare runs/fmnist-cnn runs/fmnist-cnn-at --out runs/compare.html
+	@echo "reports: runs/fmnist-cnn/report.html runs/fmnist-cnn-at/report.html runs/compare.html"
 
 test: data browser
 	$(BIN)/python -m pytest

@@ -13,11 +13,15 @@ float32 tensors in [0, 1]:
   Both closed forms equal scikit-image's ``rgb2hsv`` / ``hsv2rgb`` round trip up to float
   rounding (tested); :func:`robustcv.corruptions.ops.rgb_to_hsv` is the explicit conversion.
 * **pixelate**: Pillow's ``BOX`` downscale to ``int(size * c)`` (every output pixel is the mean
-  of the input pixels whose centres fall in its box) and ``NEAREST`` upscale, with Pillow's exact
-  index rules.
+  of the input pixels whose centres fall in its box) and ``NEAREST`` upscale. CPU batches run
+  Pillow itself in float (mode ``F``, one channel at a time, on up to ``torch.get_num_threads()``
+  threads), which is as fast as any torch formulation and keeps full float precision; other
+  devices use a torch version with the same index rules (tested equal).
 * **jpeg_compression**: Pillow JPEG encode/decode at the table's quality (default 4:2:0 chroma
-  subsampling), per image, on the CPU (CUDA batches make a round trip); greyscale images are
-  encoded as one-channel JPEGs, which equals the reference's RGB round trip of a grey image.
+  subsampling), per image on the CPU (threaded like pixelate; CUDA batches make a round trip).
+  The input is rounded to 8 bits first, as the reference's uint8 images are. Greyscale images
+  are encoded as one-channel JPEGs, which equals the reference's RGB round trip of a grey image
+  to within one grey level.
 * **elastic_transform**: imagecorruptions' version, without HC's random affine step: uniform
   noise ``U(-d, d)``, ``d = max_shift * H``, per axis, smoothed by a Gaussian (``sigma * (H, W)``,
   truncated at 3 sigma, reflected borders), times ``alpha``, used as a displacement field for one
@@ -34,6 +38,7 @@ per-pixel jitter at 32x32 (about 3 pixels at severity 5), which destroys small i
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -90,10 +95,13 @@ def _saturate(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
 
 
 def _empty(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """An uninitialised float32 tensor. On the CPU it is backed by numpy, which asks the kernel
-    for transparent huge pages for large arrays; torch's allocator does not, and with THP in
-    ``madvise`` mode (the common default) each fresh large torch tensor then costs a page fault
-    per 4 KiB, which made memory-bound corruptions (pixelate, JPEG) 3-5x slower."""
+    """An uninitialised float32 tensor, on the CPU backed by numpy.
+
+    numpy asks the kernel for transparent huge pages for large arrays; torch's allocator does
+    not, and with THP in ``madvise`` mode (the common default) each fresh large torch tensor
+    then costs a page fault per 4 KiB, which made memory-bound corruptions (pixelate, JPEG)
+    3-5x slower.
+    """
     if device.type == "cpu":
         return torch.from_numpy(np.empty(shape, dtype=np.float32))
     return torch.empty(shape, dtype=torch.float32, device=device)
@@ -133,16 +141,21 @@ def _nearest_index(n_in: int, n_out: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=128)
-def _pixelate_columns(n: int, n_low: int) -> torch.Tensor:
-    """(n, n) matrix M: ``row @ M`` box-averages a row down to ``n_low`` and expands it back
-    with Pillow's nearest-neighbour rule (block mean, replicated)."""
+def _box_matrix(n: int, n_low: int) -> torch.Tensor:
+    """(n, n_low) matrix: ``row @ M`` is Pillow's BOX reduction of a row to ``n_low``."""
     starts, counts = _box_groups(n, n_low)
-    down = torch.zeros(n, n_low, dtype=torch.float64)
+    down = torch.zeros(n, n_low, dtype=torch.float32)
     for i, (s0, k) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
         down[s0 : s0 + k, i] = 1.0 / k
-    up = torch.zeros(n_low, n, dtype=torch.float64)
-    up[_nearest_index(n_low, n), torch.arange(n)] = 1.0
-    return (down @ up).to(torch.float32)
+    return down
+
+
+@lru_cache(maxsize=128)
+def _nearest_exact_is_pillow(n_low: int, n: int, device: str) -> bool:
+    """Whether torch's ``nearest-exact`` upsampling picks Pillow's NEAREST source pixels."""
+    ramp = torch.arange(n_low, dtype=torch.float32, device=device).reshape(1, 1, 1, n_low)
+    picked = F.interpolate(ramp, size=(1, n), mode="nearest-exact").flatten().long().cpu()
+    return torch.equal(picked, _nearest_index(n_low, n))
 
 
 def _box_reduce_rows(x: torch.Tensor, n_out: int) -> torch.Tensor:
@@ -159,56 +172,91 @@ def _box_reduce_rows(x: torch.Tensor, n_out: int) -> torch.Tensor:
     return acc
 
 
+def _pixelate_torch(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
+    """Pixelate in torch (any device): row groups, a column matrix, nearest upsampling."""
+    _, _, h, w = x.shape
+    low = _box_reduce_rows(x, lh)  # (B, C, lh, W)
+    if lw != w:
+        low = torch.matmul(low, _box_matrix(w, lw).to(x.device))  # (B, C, lh, lw)
+    dev = str(x.device)
+    if _nearest_exact_is_pillow(lh, h, dev) and _nearest_exact_is_pillow(lw, w, dev):
+        return F.interpolate(low, size=(h, w), mode="nearest-exact")
+    rows = low.index_select(-2, _nearest_index(lh, h).to(x.device))
+    return rows.index_select(-1, _nearest_index(lw, w).to(x.device))
+
+
+def _pixelate_pillow(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
+    """Pixelate CPU float32 images with Pillow (mode ``F``, one channel at a time, threaded).
+
+    Exactly the reference's resampling rules, in float; about as fast as Pillow on 8-bit.
+    """
+    xn = x.detach().contiguous().numpy()
+    b, ch, h, w = xn.shape
+    out = np.empty_like(xn)
+
+    def one(i: int) -> None:
+        for c in range(ch):
+            img = Image.fromarray(xn[i, c], mode="F")
+            img = img.resize((lw, lh), Image.Resampling.BOX)
+            out[i, c] = np.asarray(img.resize((w, h), Image.Resampling.NEAREST))
+
+    _for_each_image(one, b)
+    return torch.from_numpy(out)
+
+
+def _for_each_image(fn: Callable[[int], None], n: int) -> None:
+    """Run ``fn(i)`` for i < n on up to ``torch.get_num_threads()`` threads.
+
+    Pillow releases the GIL while it resamples, encodes and decodes.
+    """
+    workers = max(1, min(torch.get_num_threads(), n))
+    if workers == 1:
+        for i in range(n):
+            fn(i)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fn, range(n)))
+
+
 def _pixelate(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
     c = p["c"]
-    b, ch, h, w = x.shape
+    _, _, h, w = x.shape
     lh, lw = max(int(h * c), 1), max(int(w * c), 1)
-    rows = _box_reduce_rows(x, lh)  # (B, C, lh, W)
-    cols = _pixelate_columns(w, lw).to(x.device)
-    if lw == w:
-        blocks = rows
-    else:
-        blocks = torch.matmul(rows, cols, out=_empty(tuple(rows.shape), x.device))
-    up = _nearest_index(lh, h).to(x.device)
-    return torch.index_select(blocks, -2, up, out=_empty((b, ch, h, w), x.device))
+    if x.device.type == "cpu":
+        return _pixelate_pillow(x, lh, lw)
+    return _pixelate_torch(x, lh, lw)
 
 
 # --- JPEG ------------------------------------------------------------------------------------
 
 
-def _jpeg_one(planes: np.ndarray, quality: int, out: np.ndarray) -> None:
-    """JPEG round trip of one (C, H, W) uint8 image into ``out`` (C, H, W) uint8."""
-    if planes.shape[0] == 1:
-        img = Image.fromarray(planes[0])
-    else:
-        img = Image.merge("RGB", [Image.fromarray(p) for p in planes])
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    decoded = Image.open(buf)
-    bands = decoded.split() if planes.shape[0] == 3 else (decoded,)
-    for c, band in enumerate(bands):
-        out[c] = np.asarray(band)
-
-
 def _jpeg(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
     quality = int(p["quality"])
     xn = x.detach().to("cpu").contiguous().numpy()
-    # numpy for the conversions: its large buffers get huge pages (see _empty)
-    u8 = np.multiply(xn, 255.0, dtype=np.float32)
-    u8 += 0.5
-    planes = u8.astype(np.uint8)  # x is in [0, 1]: truncation after +0.5 rounds
-    out = np.empty_like(planes)
-    n = planes.shape[0]
-    workers = max(1, min(torch.get_num_threads(), n))
-    if workers > 1:  # Pillow releases the GIL while it encodes and decodes
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda i: _jpeg_one(planes[i], quality, out[i]), range(n)))
-    else:
-        for i in range(n):
-            _jpeg_one(planes[i], quality, out[i])
-    y = np.multiply(out, np.float32(1.0 / 255.0), dtype=np.float32)
-    return torch.from_numpy(y).to(x.device)
+    out = np.empty_like(xn)
+    scale, inv = np.float32(255.0), np.float32(1.0 / 255.0)
+
+    def one(i: int) -> None:
+        # per image, so the conversions stay in cache; x is in [0, 1], so truncation after
+        # + 0.5 rounds to the nearest 8-bit level
+        levels = np.multiply(xn[i], scale)
+        levels += np.float32(0.5)
+        planes = levels.astype(np.uint8)
+        if planes.shape[0] == 1:
+            img = Image.fromarray(planes[0])
+        else:
+            img = Image.merge("RGB", [Image.fromarray(plane) for plane in planes])
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=quality)
+        buf.seek(0)
+        decoded = np.asarray(Image.open(buf))
+        if decoded.ndim == 2:
+            np.multiply(decoded, inv, out=out[i, 0])
+        else:
+            np.multiply(decoded.transpose(2, 0, 1), inv, out=out[i])
+
+    _for_each_image(one, xn.shape[0])
+    return torch.from_numpy(out).to(x.device)
 
 
 # --- elastic transform --------------------------------------------------------------------------
@@ -237,7 +285,7 @@ def elastic_from_noise(
         >>> torch.allclose(elastic_from_noise(x, torch.rand(1, 2, 16, 16), 0.0, 0.01, 0.005), x)
         True
     """
-    b, _, h, w = x.shape
+    _, _, h, w = x.shape
     amp = max_shift * h
     disp = (noise.to(x.dtype) * (2.0 * amp) - amp).to(x.device)
     disp = separable_filter(

@@ -15,23 +15,34 @@ index  style               size       look
 4      ``stars``           495 x 660  darker blue-grey glass with six-armed star crystals
 =====  ==================  =========  ====================================================
 
-How a texture is made (all in torch, on the CPU, from a fixed seed, so every run and machine
-gets the same textures):
+How a texture is made (all in torch, on the CPU, from a fixed seed; the same textures on every
+run, identical up to float rounding across machines):
 
 1. **Structure.** Ice crystals are rendered as kernels (a thin stem with side branches at +-60
    degrees, the dendritic habit of ice, or six-armed stars) and scattered by FFT convolution
-   with sparse random seed points, one kernel per orientation and size; rippled glass is a
+   with sparse random seed points, one kernel per orientation and size; a smooth random
+   orientation field makes neighbouring crystals grow alike (feathers). Rippled glass is a
    ridged multi-octave noise. A saturating tone curve ``1 - exp(-g s)`` turns overlapping
-   crystals white, and a smooth low-frequency haze varies the density.
-2. **Calibration** (Heeger-Bergen style texture matching). Each channel is alternately given the
-   target's power per octave (a smooth radial gain in the Fourier domain) and the target's
-   histogram (monotone quantile remapping), three times. The targets are summary statistics of
-   the corresponding reference photo, measured once: 17 quantiles and the power in 10
-   frequency octaves per colour channel (:data:`_TARGETS`). They make the crop statistics that
-   matter for the corruption -- brightness, contrast, tint and spatial spectrum -- close to the
-   reference's, without embedding any photo.
+   crystals white.
+2. **Calibration** (Heeger-Bergen style texture matching), per colour channel, towards summary
+   statistics of the corresponding reference photo, measured once (:data:`_STATS`) with the
+   functions below on what the corruption actually uses -- crops of 224 / 1.1 = 204 texture
+   pixels:
 
-The textures are generated lazily on first use (about a second) and cached per process.
+   * the crop-weighted histogram (17 quantiles, :func:`crop_quantiles`), by monotone remapping;
+   * the power per octave of the crops (:func:`crop_band_power`, 8 octaves) and of the
+     variation between crops (:func:`large_scale_power`), by a radial gain in the Fourier
+     domain;
+   * the average brightness gradient of a crop (:func:`crop_slopes`: the photos are lit from
+     above, so every crop is about 0.06-0.13 brighter at the top), by a global ramp.
+
+   The steps alternate, then a few spectral corrections finish. The result matches the
+   reference's crop statistics -- brightness, contrast, tint, spatial spectrum, gradient --
+   without embedding any photo: 90 numbers per texture.
+
+The textures are generated lazily on first use (a few seconds on one core) and cached per
+process; the corruption scales them like the reference scales its photos (1.1x, or more to
+cover a larger image).
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ __all__ = ["FROST_STYLES", "frost_textures", "make_frost_texture"]
 FROST_STYLES: tuple[str, ...] = ("glass", "needles", "window", "stars")
 """Texture styles understood by :func:`make_frost_texture`."""
 
+
 @dataclass(frozen=True)
 class _Target:
     style: str
@@ -55,15 +67,15 @@ class _Target:
     seed: int
     quantiles: tuple[tuple[float, ...], ...]  # per channel: crop_quantiles, 17 levels
     bands: tuple[tuple[float, ...], ...]  # per channel: large_scale_power, crop_band_power
-    slopes: tuple[tuple[float, ...], ...] = ((0.0, 0.0),) * 3  # per channel: crop_slopes
+    slopes: tuple[tuple[float, ...], ...]  # per channel: crop_slopes
 
 
 # Summary statistics of the reference's frost photos (RGB, values in [0, 1]): per photo, the
 # crop-weighted quantiles (crop_quantiles: levels 0, 1/16, ..., 1) of R, G and B, then for R, G
 # and B the 3 large-scale powers (large_scale_power) and the 8 crop octave powers
-# (crop_band_power), 84 numbers. Measured once from
-# imagecorruptions 1.1.2's frost1.png, frost2.png (frost3.png is the same photo), frost4.jpg and
-# frost5.jpg with those two functions.
+# (crop_band_power), then for R, G and B the average-crop gradient (crop_slopes), 90 numbers.
+# Measured once with those functions from imagecorruptions 1.1.2's frost1.png, frost2.png
+# (frost3.png is the same photo), frost4.jpg and frost5.jpg.
 _STATS = """
 [frost1.png]
 0.05882 0.1569 0.1804 0.2039 0.2196 0.2353 0.251 0.2667 0.2824 0.302 0.3216 0.3451 0.3686
@@ -105,9 +117,6 @@ _STATS = """
 """
 
 
-_N_STATS = (90, 84)
-
-
 _Stats = tuple[tuple[tuple[float, ...], ...], ...]
 
 
@@ -116,15 +125,12 @@ def _parse_stats() -> dict[str, _Stats]:
     for block in _STATS.split("[")[1:]:
         name, body = block.split("]", 1)
         v = [float(t) for t in body.split()]
-        if len(v) not in _N_STATS:
+        if len(v) != 90:
             raise ValueError(f"frost statistics for {name}: {len(v)} numbers, expected 90")
         q = tuple(tuple(v[17 * c : 17 * c + 17]) for c in range(3))
         b = tuple(tuple(v[51 + 11 * c : 62 + 11 * c]) for c in range(3))
-        if len(v) == 90:
-            g = tuple(tuple(v[84 + 2 * c : 86 + 2 * c]) for c in range(3))
-            out[name] = (q, b, g)
-        else:
-            out[name] = (q, b)
+        g = tuple(tuple(v[84 + 2 * c : 86 + 2 * c]) for c in range(3))
+        out[name] = (q, b, g)
     return out
 
 
@@ -175,10 +181,10 @@ def _segments_kernel(segments: list[Segment], size: int, width: float) -> torch.
         if ll <= 0:
             continue
         # only the segment's bounding box (plus the line's blur) is touched
-        r0 = max(int(math.floor(min(y0, y1) - reach + c)), 0)
-        r1 = min(int(math.ceil(max(y0, y1) + reach + c)) + 1, size)
-        c0 = max(int(math.floor(min(x0, x1) - reach + c)), 0)
-        c1 = min(int(math.ceil(max(x0, x1) + reach + c)) + 1, size)
+        r0 = max(math.floor(min(y0, y1) - reach + c), 0)
+        r1 = min(math.ceil(max(y0, y1) + reach + c) + 1, size)
+        c0 = max(math.floor(min(x0, x1) - reach + c), 0)
+        c1 = min(math.ceil(max(x0, x1) + reach + c) + 1, size)
         if r0 >= r1 or c0 >= c1:
             continue
         yy, xx = py[r0:r1], px[:, c0:c1]
@@ -218,8 +224,10 @@ def _scatter(
     density: torch.Tensor,
     gen: torch.Generator,
 ) -> torch.Tensor:
-    """Sum over kernels k of (sparse random seeds, probability density[k]) circularly
-    convolved with kernel k; density is (K, h, w) or broadcastable."""
+    """Sparse random seeds (probability ``density[k]``) circularly convolved with kernel k, summed.
+
+    ``density`` is (K, h, w) or broadcastable to it.
+    """
     n = len(kernels)
     u = torch.rand(n, h, w, generator=gen, dtype=_DT)
     amp = torch.rand(n, h, w, generator=gen, dtype=_DT)
@@ -237,8 +245,11 @@ def _scatter(
 def _orientation_weights(
     angles: list[float], h: int, w: int, gen: torch.Generator, kappa: float
 ) -> torch.Tensor:
-    """(K, h, w) weights summing to K: a smooth random orientation field picks, region by
-    region, which kernel orientations dominate (feather-like parallel growth)."""
+    """(K, h, w) weights summing to K that favour, region by region, some orientations.
+
+    A smooth random orientation field picks which kernels dominate where, so neighbouring
+    crystals grow alike (feather-like parallel growth).
+    """
     field = _spectral_noise(h, w, 4.0, gen) * math.pi
     a = torch.tensor(angles, dtype=_DT)[:, None, None]
     wts = torch.exp(kappa * torch.cos(2.0 * (field[None] - a)))
@@ -302,9 +313,7 @@ def _structure(style: str, h: int, w: int, gen: torch.Generator) -> torch.Tensor
         s = _crystals(h, w, gen, ((60.0, 8, 0.8, 6e-4), (26.0, 8, 0.7, 1e-3), (9.0, 6, 0.6, 2e-3)))
         return _tone(s, 1.2) + 0.1 * haze
     if style == "window":
-        s = _crystals(
-            h, w, gen, ((24.0, 8, 0.7, 1.5e-3), (10.0, 8, 0.6, 3e-3)), bias=-math.pi / 2
-        )
+        s = _crystals(h, w, gen, ((24.0, 8, 0.7, 1.5e-3), (10.0, 8, 0.6, 3e-3)), bias=-math.pi / 2)
         vertical = torch.linspace(0.0, 1.0, h, dtype=_DT)[:, None]
         return _tone(s, 1.0) * (0.75 + 0.25 * vertical) + 0.15 * haze
     if style == "stars":
@@ -332,8 +341,7 @@ def _offsets(n: int) -> list[int]:
 
 @lru_cache(maxsize=8)
 def _crop_band_index(size: int) -> torch.Tensor:
-    """Octave band (0..7, or -1 for none) of every rfft2 frequency of a (size, size) crop:
-    ``2^k <= r < 2^(k+1)`` cycles per crop."""
+    """Octave (0..7, or -1) of every rfft2 frequency of a crop: 2^k <= r < 2^(k+1) cycles."""
     fy = torch.fft.fftfreq(size, dtype=torch.float64) * size
     fx = torch.fft.rfftfreq(size, dtype=torch.float64) * size
     r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
@@ -342,8 +350,10 @@ def _crop_band_index(size: int) -> torch.Tensor:
 
 
 def _octave_power(crops: torch.Tensor, bands: int) -> torch.Tensor:
-    """Mean over crops (N, C, s, s) of the power in octaves 0..bands-1 (cycles per crop) of
-    each channel, each crop's mean removed: (C, bands) float64."""
+    """Mean power per octave (cycles per crop) of crops (N, C, s, s): (C, bands) float64.
+
+    Each crop's mean is removed first.
+    """
     c, size = crops.shape[1], crops.shape[-1]
     crops = crops - crops.mean(dim=(-2, -1), keepdim=True)
     power = torch.fft.rfft2(crops).abs().square_().mean(0).to(torch.float64)
@@ -368,8 +378,9 @@ _REDUCE = 8
 
 
 def crop_band_power(img: torch.Tensor) -> torch.Tensor:
-    """Mean over ``CROP``-pixel crops of the power per octave (cycles per crop) of each channel
-    of ``img`` (C, h, w), each crop's mean removed: (C, 8) float64.
+    """Mean power per octave (cycles per crop) of ``CROP``-pixel crops of ``img``: (C, 8).
+
+    Per channel of ``img`` (C, h, w), each crop's mean removed, float64.
 
     The same quantity as the fidelity statistics' octave power, on the unmagnified texture:
     octaves 0-2 from crops every 8 pixels of an 8x box-reduced copy, octaves 3-7 from a 4x4 grid
@@ -379,7 +390,7 @@ def crop_band_power(img: torch.Tensor) -> torch.Tensor:
         >>> crop_band_power(torch.rand(1, 240, 260)).shape
         torch.Size([1, 8])
     """
-    c, h, w = img.shape
+    _, h, w = img.shape
     size = min(CROP, h, w)
     x = img.to(torch.float32)
     crops = torch.stack(
@@ -402,15 +413,16 @@ _LARGE = ((0.0, 0.25), (0.25, 0.5), (0.5, 1.0))
 
 
 def large_scale_power(img: torch.Tensor) -> torch.Tensor:
-    """Power of each channel of ``img`` (C, h, w) below one cycle per ``CROP`` pixels (the
-    variation between crops, which :func:`crop_band_power` leaves out), in the ranges
-    [0, 1/4), [1/4, 1/2) and [1/2, 1) cycles per crop: (C, 3).
+    """Power of each channel of ``img`` (C, h, w) below one cycle per crop: (C, 3).
+
+    This is the variation between crops, which :func:`crop_band_power` leaves out, in the
+    ranges [0, 1/4), [1/4, 1/2) and [1/2, 1) cycles per ``CROP`` pixels.
 
     Example:
         >>> large_scale_power(torch.rand(3, 240, 260)).shape
         torch.Size([3, 3])
     """
-    c, h, w = img.shape
+    _, h, w = img.shape
     x = img.to(torch.float32)
     spec = torch.fft.rfft2(x - x.mean(dim=(1, 2), keepdim=True))
     r = _freq_grid(h, w) * CROP
@@ -443,8 +455,9 @@ def _coverage(n: int) -> torch.Tensor:
 
 
 def crop_quantiles(img: torch.Tensor, levels: int = 17, stride: int = 1) -> torch.Tensor:
-    """Quantiles (levels 0..1) of each channel of ``img`` (C, h, w), every pixel weighted by
-    how often a uniformly placed ``CROP``-pixel crop contains it: (C, levels) float64.
+    """Crop-weighted quantiles (levels 0..1) of each channel of ``img`` (C, h, w): (C, levels).
+
+    Every pixel is weighted by how often a uniformly placed ``CROP``-pixel crop contains it.
 
     ``stride`` > 1 estimates them from every stride-th row and column (faster).
 
@@ -465,8 +478,10 @@ def crop_quantiles(img: torch.Tensor, levels: int = 17, stride: int = 1) -> torc
 
 
 def crop_slopes(img: torch.Tensor) -> torch.Tensor:
-    """Vertical and horizontal slope (per pixel) of the least-squares plane through the average
-    of all ``CROP``-pixel crops of each channel of ``img`` (C, h, w): (C, 2) float64.
+    """Slopes (d/dy, d/dx per pixel) of the average ``CROP``-pixel crop of ``img``: (C, 2).
+
+    The least-squares plane through the mean of all crops of each channel of ``img``
+    (C, h, w), float64.
 
     A crop at a uniformly random position has this brightness gradient on average; frost photos
     have one (lit from above), a stationary texture does not.
@@ -476,7 +491,7 @@ def crop_slopes(img: torch.Tensor) -> torch.Tensor:
         >>> [round(v, 5) for v in crop_slopes(ramp)[0].tolist()]
         [0.00334, 0.0]
     """
-    c, h, w = img.shape
+    _, h, w = img.shape
     size_y, size_x = min(CROP, h), min(CROP, w)
     ny, nx = h - size_y + 1, w - size_x + 1
     x = img.to(torch.float64)
@@ -518,9 +533,11 @@ def _set_slopes(img: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
 
 
 def _match_bands(img: torch.Tensor, have: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
-    """Scale the spectrum of every channel of (C, h, w) ``img`` by sqrt(want / have) (C, 11):
-    the first three entries are the ranges of ``_LARGE``, the others the crop octaves
-    k = 0..7 (a constant gain in each)."""
+    """Scale the spectrum of each channel of (C, h, w) ``img`` by sqrt(want / have) (C, 11).
+
+    The first three entries are the ranges of ``_LARGE``, the others the crop octaves k = 0..7
+    (a constant gain in each). The global plane (mean and gradient) is kept.
+    """
     _, h, w = img.shape
     nl = len(_LARGE)
     log_gain = 0.5 * torch.log(want.clamp(min=1e-20) / have.clamp(min=1e-20))
@@ -538,8 +555,10 @@ def _match_bands(img: torch.Tensor, have: torch.Tensor, want: torch.Tensor) -> t
 
 
 def _match_histogram(img: torch.Tensor, have: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
-    """Monotone piecewise-linear remap of each channel of (C, h, w) ``img`` taking its quantiles
-    ``have`` (C, L) to ``want`` (C, L); values beyond the end knots are shifted."""
+    """Monotone remap of each channel of (C, h, w) ``img``, quantiles ``have`` to ``want``.
+
+    Piecewise linear between the (C, L) knots; values beyond the end knots are shifted.
+    """
     c = img.shape[0]
     levels = have.shape[1]
     have = (have + torch.arange(levels, dtype=torch.float64) * 1e-7).to(torch.float32)
@@ -635,11 +654,21 @@ def make_frost_texture(
 def frost_textures() -> tuple[torch.Tensor, ...]:
     """The five frost textures of the ``frost`` corruption (cached; CPU float32 (3, h, w)).
 
+    Generated on one thread (temporarily), so they are bit-identical whatever the caller's
+    thread settings.
+
     Example:
         >>> [tuple(t.shape) for t in frost_textures()][:2]
         [(3, 600, 900), (3, 315, 560)]
     """
-    return tuple(
-        make_frost_texture(t.style, t.height, t.width, t.seed, t.quantiles, t.bands, t.slopes)
-        for t in _TARGETS
-    )
+    # One thread: multi-threaded reductions and FFTs round differently with the thread count,
+    # and the textures must be the same whatever the caller's torch.set_num_threads.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return tuple(
+            make_frost_texture(t.style, t.height, t.width, t.seed, t.quantiles, t.bands, t.slopes)
+            for t in _TARGETS
+        )
+    finally:
+        torch.set_num_threads(threads)

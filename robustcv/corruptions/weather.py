@@ -57,6 +57,49 @@ _GREY_IC = (0.2989, 0.5870, 0.1140)
 # --- fog ----------------------------------------------------------------------------------------
 
 
+def _plasma_raw(noise: torch.Tensor, decay: float) -> torch.Tensor:
+    """Unnormalised diamond-square maps (B, n, n) driven by uniform noise (B, n, n).
+
+    Each level keeps its maps dense: the k x k corners C, the new centres D, left diamonds L
+    and top diamonds T interleave into the next level's 2k x 2k corners (the reference fills
+    strided slices of one toroidal map; neighbours wrap around, here by circular padding).
+    """
+    b, n, n2 = noise.shape
+    if n != n2 or n & (n - 1):
+        raise ValueError(f"plasma_fractal needs square power-of-two noise, got {n}x{n2}")
+    u = noise.to(torch.float32)
+    corners = torch.zeros(b, 1, 1, dtype=torch.float32, device=noise.device)
+    step, wibble, k = n, 100.0, 1
+    while step >= 2:
+        h = step // 2
+        amp = wibble * wibble  # the reference's wibble * U(-wibble, wibble)
+        cp = F.pad(corners[:, None], (0, 1, 0, 1), mode="circular")[:, 0]  # C[i + 1], C[j + 1]
+        acc = cp[:, :-1, :-1] + cp[:, 1:, :-1]
+        acc += cp[:, :-1, 1:]
+        acc += cp[:, 1:, 1:]
+        # D = acc / 4 + amp * (2 u - 1)
+        centres = acc.mul_(0.25).add_(u[:, h::step, h::step], alpha=2 * amp).sub_(amp)
+        dp = F.pad(centres[:, None], (1, 0, 1, 0), mode="circular")[:, 0]  # D[i - 1], D[j - 1]
+        left = centres + dp[:, :-1, 1:]
+        left += corners
+        left += cp[:, :-1, 1:]
+        left = left.mul_(0.25).add_(u[:, 0::step, h::step], alpha=2 * amp).sub_(amp)
+        top = centres + dp[:, 1:, :-1]
+        top += corners
+        top += cp[:, 1:, :-1]
+        top = top.mul_(0.25).add_(u[:, h::step, 0::step], alpha=2 * amp).sub_(amp)
+        nxt = torch.empty(b, k, 2, k, 2, dtype=torch.float32, device=noise.device)
+        nxt[:, :, 0, :, 0] = corners
+        nxt[:, :, 0, :, 1] = left
+        nxt[:, :, 1, :, 0] = top
+        nxt[:, :, 1, :, 1] = centres
+        corners = nxt.reshape(b, 2 * k, 2 * k)
+        step //= 2
+        wibble /= decay
+        k *= 2
+    return corners
+
+
 def plasma_fractal(noise: torch.Tensor, decay: float) -> torch.Tensor:
     """Diamond-square height maps in [0, 1] driven by uniform noise, batched.
 
@@ -73,39 +116,23 @@ def plasma_fractal(noise: torch.Tensor, decay: float) -> torch.Tensor:
         >>> m.shape, float(m.amin()), float(m.amax())
         (torch.Size([2, 16, 16]), 0.0, 1.0)
     """
-    b, n, n2 = noise.shape
-    if n != n2 or n & (n - 1):
-        raise ValueError(f"plasma_fractal needs square power-of-two noise, got {n}x{n2}")
-    offsets = noise.to(torch.float32) * 2.0 - 1.0
-    m = torch.zeros_like(offsets)
-    step, wibble = n, 100.0
-    while step >= 2:
-        h = step // 2
-        amp = wibble * wibble
-        corners = m[:, 0::step, 0::step]
-        acc = corners + corners.roll(-1, 1)
-        acc = acc + acc.roll(-1, 2)
-        m[:, h::step, h::step] = acc * 0.25 + amp * offsets[:, h::step, h::step]
-        centres = m[:, h::step, h::step]
-        corners = m[:, 0::step, 0::step]
-        left = centres + centres.roll(1, 1) + corners + corners.roll(-1, 2)
-        m[:, 0::step, h::step] = left * 0.25 + amp * offsets[:, 0::step, h::step]
-        top = centres + centres.roll(1, 2) + corners + corners.roll(-1, 1)
-        m[:, h::step, 0::step] = top * 0.25 + amp * offsets[:, h::step, 0::step]
-        step //= 2
-        wibble /= decay
-    lo = m.amin(dim=(1, 2), keepdim=True)
-    m = m - lo
-    return m / m.amax(dim=(1, 2), keepdim=True).clamp(min=1e-30)
+    m = _plasma_raw(noise, decay)
+    lo, hi = torch.aminmax(m.reshape(m.shape[0], -1), dim=1)
+    return (m - lo[:, None, None]) / (hi - lo).clamp(min=1e-30)[:, None, None]
 
 
 def _fog(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
-    _, _, h, w = x.shape
+    bsz, _, h, w = x.shape
     n = 1 << (max(h, w) - 1).bit_length()
-    plasma = plasma_fractal(rng.rand(n, n), p["decay"])[:, None, :h, :w]
+    raw = _plasma_raw(rng.rand(n, n), p["decay"])
+    lo, hi = torch.aminmax(raw.reshape(bsz, -1), dim=1)
     c = p["c"]
-    peak = x.amax(dim=(1, 2, 3), keepdim=True)
-    return (x + c * plasma).mul_(peak / (peak + c)).clamp_(0.0, 1.0)
+    peak = x.amax(dim=(1, 2, 3))
+    gain = peak / (peak + c)  # the reference rescales by max / (max + c)
+    # (x + c (raw - lo) / (hi - lo)) * gain, on the top-left h x w of the map only
+    k = (c * gain / (hi - lo).clamp(min=1e-30)).reshape(bsz, 1, 1, 1)
+    fog = (raw[:, None, :h, :w] - lo.reshape(bsz, 1, 1, 1)) * k
+    return torch.addcmul(fog, x, gain.reshape(bsz, 1, 1, 1)).clamp_(0.0, 1.0)
 
 
 # --- snow ---------------------------------------------------------------------------------------
@@ -140,7 +167,9 @@ def line_blur_taps(
     return taps
 
 
-def _line_blur(layer: torch.Tensor, taps: list[list[tuple[int, int, float]]], h: int, w: int):
+def _line_blur(
+    layer: torch.Tensor, taps: list[list[tuple[int, int, float]]], h: int, w: int
+) -> torch.Tensor:
     """Per-sample line blur of (B, Hl, Wl) with edge replication; returns the top-left h x w."""
     pad = max((max(abs(dy), abs(dx)) for t in taps for dy, dx, _ in t), default=0)
     padded = F.pad(layer[:, None], (pad, pad, pad, pad), mode="replicate")[:, 0]
@@ -153,13 +182,13 @@ def _line_blur(layer: torch.Tensor, taps: list[list[tuple[int, int, float]]], h:
 
 
 def _snow(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
-    bsz, _, h, w = x.shape
+    _, _, h, w = x.shape
     layer = rng.randn(h, w).mul_(p["std"]).add_(p["mean"])
     z = p["zoom"]
     ch, cw = math.ceil(h / z), math.ceil(w / z)
     top, left = (h - ch) // 2, (w - cw) // 2
     crop = layer[:, None, top : top + ch, left : left + cw]
-    size = (max(int(round(ch * z)), 1), max(int(round(cw * z)), 1))
+    size = (max(round(ch * z), 1), max(round(cw * z), 1))
     if size != (ch, cw):
         crop = F.interpolate(crop, size=size, mode="bilinear", align_corners=True)
     layer = crop[:, 0]
@@ -181,7 +210,7 @@ def _snow(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
 # --- frost --------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=10)  # a magnified texture can be ~30 MB (1024-pixel images)
 def _scaled_texture(index: int, height: int, width: int, device: str) -> torch.Tensor:
     tex = frost_textures()[index]
     out = tex[None]
@@ -241,11 +270,14 @@ def _box3(x: torch.Tensor) -> torch.Tensor:
 
 
 def _dilate3(x: torch.Tensor) -> torch.Tensor:
-    """3x3 maximum of a non-negative (B, 1, H, W) map, zero outside."""
-    h, w = x.shape[2:]
-    xp = F.pad(x, (1, 1, 1, 1))
-    rows = torch.maximum(torch.maximum(xp[:, :, 0:h], xp[:, :, 1 : h + 1]), xp[:, :, 2 : h + 2])
-    return torch.maximum(torch.maximum(rows[..., 0:w], rows[..., 1 : w + 1]), rows[..., 2 : w + 2])
+    """3x3 dilation of a bool (B, 1, H, W) map (nothing outside the image)."""
+    rows = x.clone()
+    rows[:, :, 1:] |= x[:, :, :-1]
+    rows[:, :, :-1] |= x[:, :, 1:]
+    out = rows.clone()
+    out[..., 1:] |= rows[..., :-1]
+    out[..., :-1] |= rows[..., 1:]
+    return out
 
 
 _EMBOSS = (-2.0, -1.0, 0.0, -1.0, 1.0, 1.0, 0.0, 1.0, 2.0)
@@ -253,9 +285,11 @@ _TAN22 = math.tan(math.radians(22.5))
 
 
 def _canny(img: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Canny edges of (B, 1, H, W) 8-bit-valued maps, as OpenCV's ``Canny(img, low, high)``:
+    """Canny edges (bool) of (B, 1, H, W) 8-bit-valued maps, as OpenCV's ``Canny``.
+
     3x3 Sobel (replicated borders), L1 magnitude, 4-sector non-maximum suppression (magnitude 0
-    outside the image), hysteresis over 8-neighbours. Returns a bool edge map."""
+    outside the image), hysteresis over 8-neighbours.
+    """
     h, w = img.shape[2:]
     xp = pad2d(img, 1, 1, 1, 1, "nearest")
     dx = xp[..., 2 : w + 2] - xp[..., 0:w]  # (B, 1, H + 2, W)
@@ -284,19 +318,18 @@ def _canny(img: torch.Tensor, low: float, high: float) -> torch.Tensor:
         (mag > nb(-1, -1)) & (mag > nb(1, 1)),
         (mag > nb(-1, 1)) & (mag > nb(1, -1)),
     )
-    keep = torch.where(diag, keep_d, keep) & (mag > low)
-    weak = keep.to(img.dtype)
-    edges = weak * (mag > high).to(img.dtype)
-    for it in range(h * w):
-        grown = _dilate3(edges).mul_(weak)
-        if it % 4 == 3 and torch.equal(grown, edges):
+    weak = torch.where(diag, keep_d, keep) & (mag > low)
+    edges = weak & (mag > high)
+    for _ in range(h * w):  # hysteresis: grow the strong edges along weak ones
+        grown = _dilate3(edges) & weak
+        if torch.equal(grown, edges):
             break
         edges = grown
-    return edges > 0
+    return edges
 
 
 #: OpenCV's 5x5 chamfer steps for DIST_L2 (1, 1.4, 2.1969) in its 16-bit fixed point.
-_CHAMFER = tuple(int(round(v * 65536)) for v in (1.0, 1.4, 2.1969))
+_CHAMFER = tuple(round(v * 65536) for v in (1.0, 1.4, 2.1969))
 
 
 #: "Infinity" of the fixed-point chamfer transform (int32; leaves room for one step on top).
@@ -304,8 +337,10 @@ _FAR = 1 << 28
 
 
 def _chamfer_scan(init: torch.Tensor) -> torch.Tensor:
-    """One raster pass (rows top to bottom, each row left to right) of the 5x5 chamfer
-    transform over (B, H, W) int32 fixed-point distances."""
+    """One raster pass of the 5x5 chamfer transform over (B, H, W) int32 fixed-point values.
+
+    Rows top to bottom, each row left to right.
+    """
     hv, diag, long = _CHAMFER
     bsz, h, w = init.shape
     buf = torch.full((bsz, h + 2, w + 4), _FAR, dtype=init.dtype, device=init.device)
@@ -323,14 +358,17 @@ def _chamfer_scan(init: torch.Tensor) -> torch.Tensor:
 
 
 def _chamfer_distance(zero: torch.Tensor) -> torch.Tensor:
-    """OpenCV ``distanceTransform(DIST_L2, 5)``: 5x5 chamfer distance of every pixel to the
-    nearest pixel where ``zero`` (B, 1, H, W) is true, by the same two raster passes (the
-    backward pass is the forward one on the 180-degree rotation; the mask is symmetric).
-    Returns float32 pixels; distances beyond about 4000 pixels saturate."""
+    """OpenCV's ``distanceTransform(DIST_L2, 5)`` to the pixels where ``zero`` is true.
+
+    The 5x5 chamfer distance of every pixel of ``zero`` (B, 1, H, W), by the same two raster
+    passes (the backward pass is the forward one on the 180-degree rotation; the mask is
+    symmetric). Returns float32 pixels; distances beyond about 4000 pixels saturate.
+    """
     init = torch.where(zero[:, 0], 0, _FAR).to(torch.int32)
     fwd = _chamfer_scan(init)
     both = _chamfer_scan(fwd.flip(1, 2)).flip(1, 2)
-    return (both.to(torch.float64) / 65536.0).to(torch.float32)[:, None]
+    # exact in float32 up to 256 pixels, far beyond the cap of 20 the corruption uses
+    return both.to(torch.float32).mul_(1.0 / 65536.0)[:, None]
 
 
 def _equalize(levels: torch.Tensor) -> torch.Tensor:
@@ -338,8 +376,9 @@ def _equalize(levels: torch.Tensor) -> torch.Tensor:
     bsz = levels.shape[0]
     dev = levels.device
     flat = levels.reshape(bsz, -1).to(torch.int64)
-    hist = torch.zeros(bsz, 256, dtype=torch.float64, device=dev)
-    hist.scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.float64))
+    offsets = torch.arange(bsz, device=dev)[:, None] * 256
+    hist = torch.bincount((flat + offsets).reshape(-1), minlength=256 * bsz)
+    hist = hist.reshape(bsz, 256).to(torch.float64)
     total = float(flat.shape[1])
     first = (hist > 0).to(torch.int64).argmax(dim=1, keepdim=True)
     first_count = hist.gather(1, first)

@@ -191,7 +191,6 @@ def _clean_correct(model: Model, x: torch.Tensor, y: torch.Tensor) -> int:
     return int((model.predict_logits(x, batch_size=1000, validate=False).argmax(1) == y).sum())
 
 
-
 def split_indices(n: int, seed: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The (held-out, training) indices of a training split of ``n`` images.
 
