@@ -31,6 +31,11 @@ from types import MappingProxyType
 from typing import Any
 
 from robustcv.core.errors import InputError
+from robustcv.core.names import (
+    BENCHMARK_CORRUPTIONS,
+    HELD_OUT_CORRUPTIONS,
+    IMAGENET_C_CORRUPTIONS,
+)
 
 __all__ = [
     "ALEXNET_ERRORS",
@@ -49,30 +54,6 @@ __all__ = [
     "rpc",
 ]
 
-BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
-"""ImageNet-C's 15 benchmark corruptions (the ones mCE and mPC average over)."""
-
-HELD_OUT_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-"""ImageNet-C's 4 held-out ("validation") corruptions; they have no AlexNet baseline."""
-
-IMAGENET_C_CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + HELD_OUT_CORRUPTIONS
-"""All 19 ImageNet-C corruptions."""
 
 ALEXNET_ERRORS: Mapping[str, float] = MappingProxyType(
     {

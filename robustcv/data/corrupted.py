@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from robustcv.core.errors import DataNotFoundError, InputError
+from robustcv.core.names import IMAGENET_C_CORRUPTIONS
 from robustcv.core.results import Result
 from robustcv.data.cifar import CIFAR10_CLASSES
 from robustcv.data.dataset import ArraySource, Dataset
@@ -81,13 +82,6 @@ C_FORMATS: tuple[str, ...] = ("imagenet-c", "cifar-c")
 MANIFEST_NAME = "robustcv_manifest.json"
 """File name of the manifest a -C dataset written by robustcv carries."""
 
-IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
-    "elastic_transform", "pixelate", "jpeg_compression", "speckle_noise", "gaussian_blur",
-    "spatter", "saturate",
-)  # fmt: skip
-"""The 19 corruption folder/file names of the published ImageNet-C and CIFAR-10-C."""
 
 _MANIFEST_VERSION = 1
 _CIFAR_SEVERITIES = (1, 2, 3, 4, 5)

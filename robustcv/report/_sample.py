@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from robustcv.core.names import BENCHMARK_CORRUPTIONS
 from robustcv.core.stats import binomial_ci
 
 __all__ = ["sample_results", "write_sample_audit"]
@@ -30,23 +31,7 @@ FMNIST_CLASSES = [
     "Bag",
     "Ankle boot",
 ]
-CORRUPTIONS = [
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-]
+CORRUPTIONS = list(BENCHMARK_CORRUPTIONS)
 
 
 def _acc(p: float, n: int) -> dict[str, Any]:
