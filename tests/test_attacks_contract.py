@@ -10,7 +10,7 @@ from robustcv.attacks import ATTACKS, attack
 from robustcv.core.model import Model
 
 FIXED = [e.name for e in ATTACKS if not e.obj.minimum_norm]
-EPS = {"linf": 0.05, "l2": 0.5, "l1": 4.0}
+EPS = {"linf": 0.05, "l2": 0.5, "l1": 4.0, "l0": 6.0}
 
 
 def _net(seed: int = 0, classes: int = 4) -> Model:
@@ -331,3 +331,24 @@ def test_robust_accuracy_uses_minimum_norm_members_once() -> None:
     )
     assert all(a <= b for a, b in zip(res.accuracy, alone.accuracy, strict=True))
     assert res.median_min_norm is None or res.median_min_norm >= 0
+
+
+def test_l0_default_ensemble_and_sanity_checks_run() -> None:
+    from robustcv.attacks import robust_accuracy
+    from robustcv.attacks.ensemble import _ensemble
+
+    assert [n for n, _ in _ensemble("default", "l0")] == ["fmn", "noise-uniform", "noise-gaussian"]
+    assert [n for n, _ in _ensemble("default", "linf")] == ["fmn", "apgd-ce", "apgd-t", "square"]
+    assert [n for n, _ in _ensemble("default", "l1")] == ["fmn", "pgd"]
+    model = _net()
+    x, y = _data(20)
+    res = robust_accuracy(
+        model, x, y, eps=[2, 8], norm="l0", attacks=[("fmn", {"steps": 30}), "noise-uniform"]
+    )
+    assert res.norm == "l0" and res.accuracy[0] >= res.accuracy[1]
+    # minimal counts are integers and every robust-at-eps sample needs more than eps values
+    found = [v for v in res.min_norm if v is not None]
+    assert found and all(float(v).is_integer() for v in found)
+    checks = {f.check: f for f in res.sanity}
+    assert checks["fgsm-beats-pgd"].explanation.startswith("skipped")
+    assert "large-budget" in checks

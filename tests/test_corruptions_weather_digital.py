@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from skimage import color as skcolor
 
@@ -208,6 +209,57 @@ def test_jpeg_matches_pillow_rgb_and_grey(quality: int) -> None:
         Image.fromarray(arr).convert("RGB").save(buf, format="JPEG", quality=quality)
         ref = np.asarray(Image.open(buf).convert("L")).astype(np.float64) / 255
         assert np.abs(got_grey[i, 0].numpy() - ref).max() <= 1.5 / 255
+
+
+# heights that exercise every mosaic case: whole MCUs, odd heights (padding rows equal the last
+# row), even heights that end mid-MCU (encoded alone) and images smaller than one MCU
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize(("h", "w"), [(8, 8), (9, 13), (28, 28), (37, 53), (32, 17), (100, 61)])
+def test_jpeg_mosaic_equals_encoding_each_image_alone(channels: int, h: int, w: int) -> None:
+    # smooth images with texture, so that colour rows differ and edge errors would show
+    g = torch.Generator().manual_seed(h * 100 + w)
+    base = torch.rand(5, channels, 3, 3, generator=g)
+    x = F.interpolate(base, size=(h, w), mode="bilinear", align_corners=False)
+    x = (x + 0.15 * torch.rand(5, channels, h, w, generator=g)).clamp(0.0, 1.0)
+    got = digital._jpeg(x, {"quality": 10.0}, FakeRNG(0))
+    for i in range(5):
+        planes = (x[i].numpy() * 255 + 0.5).astype(np.uint8)
+        img = (
+            Image.fromarray(planes[0])
+            if channels == 1
+            else Image.fromarray(planes.transpose(1, 2, 0))
+        )
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=10)
+        ref = np.asarray(Image.open(buf)).astype(np.float64) / 255
+        ref = ref[None] if channels == 1 else ref.transpose(2, 0, 1)
+        np.testing.assert_allclose(got[i].numpy(), ref, atol=1e-6)
+    # and each image's result does not depend on its neighbours in the batch
+    torch.testing.assert_close(digital._jpeg(x[2:3], {"quality": 10.0}, FakeRNG(0)), got[2:3])
+
+
+def test_jpeg_mosaic_chunks_respect_the_jpeg_height_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # many tiny images: chunks must stay below 65535 rows, and results must not change
+    x = torch.rand(40, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    want = digital._jpeg(x, {"quality": 30.0}, FakeRNG(0))
+    monkeypatch.setattr(digital, "_JPEG_MAX_ROWS", 3 * 48)  # 3 images of 16 + 2 bands per chunk
+    chunks = digital._chunks(40, 48, 16, digital._JPEG_MAX_ROWS)
+    assert max(e - s for s, e in chunks) == 3
+    torch.testing.assert_close(digital._jpeg(x, {"quality": 30.0}, FakeRNG(0)), want)
+
+
+@pytest.mark.parametrize(("h", "w", "c"), [(6, 10, 0.7), (32, 40, 0.892), (224, 224, 0.4)])
+def test_pixelate_is_batch_independent_to_the_bit(h: int, w: int, c: float) -> None:
+    # 6 -> 4 rows has a pixel centre exactly on a group boundary (1.5 = 1 * 6 / 4)
+    x = torch.rand(5, 3, h, w, generator=torch.Generator().manual_seed(h))
+    got = digital._pixelate(x, {"c": c}, FakeRNG(0))
+    for i in range(5):
+        assert torch.equal(got[i : i + 1], digital._pixelate(x[i : i + 1], {"c": c}, FakeRNG(0)))
+        for ch in range(3):
+            img = Image.fromarray(x[i, ch].numpy(), mode="F")
+            low = img.resize((max(int(w * c), 1), max(int(h * c), 1)), Image.Resampling.BOX)
+            ref = np.asarray(low.resize((w, h), Image.Resampling.NEAREST))
+            np.testing.assert_allclose(got[i, ch].numpy(), ref, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------- elastic

@@ -316,3 +316,27 @@ def test_strength_on_zoo_model(name: str, norm: str, zoo_fmn) -> None:  # type: 
     if name in ("ddn", "cw"):
         assert med <= 1.25 * ref, (name, med, ref)
         assert float(res.norms[ok].median()) <= 1.25 * float(fmn.norms[ok].median())
+
+
+@pytest.mark.fmnist
+@pytest.mark.slow
+def test_fmn_l0_on_zoo_model_is_sparse_and_beats_random_pixels(fmnist_test) -> None:  # type: ignore[no-untyped-def]
+    from robustcv import load_model
+
+    model = load_model("zoo:fmnist-cnn")
+    x, y = fmnist_test.x[:100], fmnist_test.y[:100]
+    res = attack(model, x, y, "fmn", norm="l0")
+    ok = res.success & res.clean_correct
+    counts = res.norms[ok]
+    assert res.success_rate >= 0.95, res.success_rate
+    # every reported count is the number of changed pixel values, and far below the 784 pixels
+    changed = ((res.x_adv - x).flatten(1) != 0).sum(1).float()
+    assert torch.equal(changed[ok], counts)
+    med = float(counts.median())
+    assert 1 <= med <= 60, med
+    # random pixels with the same budget break far fewer correctly classified images
+    noise = attack(model, x, y, "noise-uniform", norm="l0", eps=med)
+    fmn_share = float((ok & (res.norms <= med)).float().mean())
+    noise_share = float((noise.success & res.clean_correct).float().mean())
+    print(f"fmn/l0: median {med:.0f} values, breaks {fmn_share:.2f}; random: {noise_share:.2f}")
+    assert noise_share <= 0.5 * fmn_share, (noise_share, fmn_share)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from robustcv.attacks import L1, L2, Linf, ThreatModel, get_threat
+from robustcv.attacks import L0, L1, L2, Linf, ThreatModel, get_threat
 from robustcv.core.errors import InputError
 
 
@@ -472,3 +472,52 @@ def test_unchecked_projection_matches_checked(threat):
     for eps in (torch.rand(6, generator=g) * 2, torch.tensor(0.3), 0.3):
         fast = threat.project(x, x_adv, eps, check=False)
         assert torch.equal(fast, threat.project(x, x_adv, eps))
+
+
+# ------------------------------------------------------------------------------------------ L0
+
+
+def _l0_brute_force(x: np.ndarray, v: np.ndarray, k: int) -> float:
+    """Smallest squared distance to ``v`` over all subsets of <= k coordinates (box-clipped)."""
+    import itertools
+
+    n = x.size
+    best = math.inf
+    for size in range(min(k, n) + 1):
+        for subset in itertools.combinations(range(n), size):
+            z = x.copy()
+            idx = list(subset)
+            z[idx] = np.clip(v[idx], 0.0, 1.0)
+            best = min(best, float(((z - v) ** 2).sum()))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [0, 1, 2, 4, 7])
+def test_l0_projection_is_the_exact_euclidean_projection(seed: int, k: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.random(7)
+    v = x + rng.normal(0, 0.8, 7)  # some targets leave the box
+    got = L0().project(torch.tensor(x)[None], torch.tensor(v)[None], eps=float(k))[0].numpy()
+    assert np.count_nonzero(got != x) <= k and got.min() >= 0 and got.max() <= 1
+    assert ((got - v) ** 2).sum() == pytest.approx(_l0_brute_force(x, v, k), abs=1e-12)
+
+
+def test_l0_projection_per_sample_budgets_fractions_and_infinity() -> None:
+    x = torch.full((3, 5), 0.5)
+    target = torch.tensor([[0.9, 0.1, 0.8, 0.55, 2.0]] * 3)
+    out = L0().project(x, target, eps=torch.tensor([1.0, 2.9, math.inf]))
+    assert L0().norm(out - x).tolist() == [1.0, 2.0, 5.0]
+    assert out[0, 4] == 1.0  # the clipped 2.0 still gains the most (0.25 of 2.25 remains)
+    torch.testing.assert_close(out[2], target[2].clamp(0, 1))
+
+
+def test_l0_random_start_and_steepest() -> None:
+    x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    a = L0().random_start(x, 5.0, torch.Generator().manual_seed(1))
+    b = L0().random_start(x, 5.0, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and bool((L0().norm(a - x) <= 5).all())
+    assert L0().norm(a - x).sum() >= 4 * 4  # almost surely every chosen value moves
+    g = torch.randn(3, 10)
+    torch.testing.assert_close(L0().steepest(g), L2().steepest(g))
+    assert get_threat("L_0") == L0() and get_threat("0").name == "l0"

@@ -16,11 +16,12 @@ from robustcv.attacks import square as _square  # noqa: F401  (registers square)
 from robustcv.attacks.base import ATTACKS, AttackContext, AttackResult, AttackSpec, attack
 from robustcv.attacks.ensemble import DEFAULT_ENSEMBLE, RobustAccuracyResult, robust_accuracy
 from robustcv.attacks.rescale import clipping_aware_rescale, rescale_to_norm
-from robustcv.attacks.threat import L1, L2, Linf, ThreatModel, get_threat
+from robustcv.attacks.threat import L0, L1, L2, Linf, ThreatModel, get_threat
 
 __all__ = [
     "ATTACKS",
     "DEFAULT_ENSEMBLE",
+    "L0",
     "L1",
     "L2",
     "AttackContext",

@@ -213,7 +213,7 @@ def attack(
         name: a registry name (``robustcv list attacks``).
         eps: the budget; None for a minimum-norm attack (then ``.norms`` are the minimal
             perturbations found).
-        norm: ``"linf"``, ``"l2"`` or ``"l1"``.
+        norm: ``"linf"``, ``"l2"``, ``"l1"`` or ``"l0"`` (eps then counts changed coordinates).
         targets: target labels for a targeted attack (must differ from ``y``).
         seed: the attack's seed (same seed, same result).
         **params: attack hyperparameters (e.g. ``steps=40``).

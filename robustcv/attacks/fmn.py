@@ -1,4 +1,4 @@
-"""Fast minimum-norm attack (FMN-style, after Pintor et al. 2021) for L-inf, L2 and L1.
+"""Fast minimum-norm attack (FMN-style, after Pintor et al. 2021) for L-inf, L2, L1 and L0.
 
 The attack keeps a per-sample radius ``eps_k`` and alternates a gradient step on the logit
 margin with a projection onto the ``eps_k``-ball and the [0, 1] box. While the point is
@@ -7,6 +7,12 @@ the radius grows by ``(1 + gamma_k)``, or, before the first success, jumps to a 
 estimate of the distance to the boundary (margin / dual norm of the gradient). Step size and
 ``gamma`` follow cosine schedules. The smallest adversarial perturbation seen is returned.
 Unbounded by default (``eps=None``): ``.norms`` are the per-sample minimal perturbations found.
+
+L0 (``norm="l0"``) counts changed coordinates, so its radius is an integer: it shrinks to
+``min(floor(r * (1 - gamma)), r - 1)`` and grows to ``max(floor(r * (1 + gamma)), r + 1)``,
+starting from 1 (no first-order distance estimate exists for a count). Its step is
+``alpha`` times the L2-normalised gradient, not scaled by the radius, and the projection then
+keeps the ``r`` coordinates that moved most usefully (:class:`robustcv.attacks.threat.L0`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from robustcv.core.errors import InputError
 
 __all__ = ["fmn"]
 
-_DUAL = {"linf": 1.0, "l2": 2.0, "l1": math.inf}
+_DUAL = {"linf": 1.0, "l2": 2.0, "l1": math.inf, "l0": 2.0}
 
 
 def _cosine(k: int, steps: int, start: float, end: float) -> float:
@@ -85,14 +91,21 @@ def fmn(
         gamma = _cosine(k, steps, gamma_init, gamma_final)
         grad_dual = torch.linalg.vector_norm(grad.flatten(1), ord=dual, dim=1).clamp_min(1e-12)
         estimate = norms + (-margin.detach()).clamp_min(0) / grad_dual
-        radius = torch.where(
-            adv,
-            torch.minimum(radius.where(radius > 0, norms), norms) * (1 - gamma),
-            torch.where(found, radius * (1 + gamma), estimate),
-        )
-        radius = torch.minimum(radius, cap)
         alpha = _cosine(k, steps, alpha_init, a_end)
-        step = (alpha * radius.clamp_min(1e-6)).view(view) * threat.steepest(grad)
+        if threat.name == "l0":  # an integer radius that always moves by at least one
+            current = torch.minimum(radius.where(radius > 0, norms), norms)
+            shrink = torch.minimum(torch.floor(current * (1 - gamma)), current - 1).clamp_min(0)
+            grow = torch.maximum(torch.floor(radius * (1 + gamma)), radius + 1)
+            radius = torch.minimum(torch.where(adv, shrink, grow), cap)
+            step = alpha * threat.steepest(grad)
+        else:
+            radius = torch.where(
+                adv,
+                torch.minimum(radius.where(radius > 0, norms), norms) * (1 - gamma),
+                torch.where(found, radius * (1 + gamma), estimate),
+            )
+            radius = torch.minimum(radius, cap)
+            step = (alpha * radius.clamp_min(1e-6)).view(view) * threat.steepest(grad)
         xa = threat.project(x, (xa.detach() + step).clamp(0, 1), radius, check=False)
     return best
 
@@ -103,7 +116,7 @@ register_attack(
         fn=fmn,
         kind="gradient",
         minimum_norm=True,
-        norms=("linf", "l2", "l1"),
+        norms=("linf", "l2", "l1", "l0"),
         targeted=True,
         params={
             "steps": 100,

@@ -3,6 +3,9 @@
 Each of ``repeats`` draws is rescaled with clipping-aware rescaling so that the perturbation
 *after* clipping to [0, 1] has norm exactly eps (or the largest reachable). They are sanity
 baselines: if noise breaks a sample that the gradient attacks missed, the evaluation is suspect.
+
+Under L0 (eps counts coordinates) each draw picks ``floor(eps)`` coordinates at random and adds
+the noise there only (clipped to [0, 1]): salt-and-pepper-like noise with exactly that budget.
 """
 
 from __future__ import annotations
@@ -47,8 +50,16 @@ def noise_attack(
             break
         xs = x[idx]
         delta = _draws(ctx, xs, idx, kind, r)
-        eta = clipping_aware_rescale(xs, delta, ctx.eps[idx], p)
-        cand = (xs + eta.view(-1, 1, 1, 1) * delta).clamp(0, 1)
+        if p == 0:  # L0: the noise lands on floor(eps) random coordinates
+            scores = _draws(ctx, xs, idx, "uniform", repeats + r).flatten(1)
+            n = scores.shape[1]
+            k = torch.floor(ctx.eps[idx].clamp(max=float(n))).unsqueeze(1)
+            chosen = torch.arange(n, device=x.device).unsqueeze(0) < k
+            mask = torch.zeros_like(chosen).scatter(1, scores.argsort(1), chosen)
+            cand = torch.where(mask.view_as(xs), (xs + delta).clamp(0, 1), xs)
+        else:
+            eta = clipping_aware_rescale(xs, delta, ctx.eps[idx], p)
+            cand = (xs + eta.view(-1, 1, 1, 1) * delta).clamp(0, 1)
         with torch.no_grad():
             pred = ctx.model.logits(cand, validate=False).argmax(1)
         adv = pred != y[idx] if ctx.targets is None else pred == ctx.targets[idx]
@@ -79,7 +90,7 @@ for _name, _fn, _what in (
             fn=_fn,
             kind="noise",
             minimum_norm=False,
-            norms=("linf", "l2", "l1"),
+            norms=("linf", "l2", "l1", "l0"),
             targeted=True,
             params={"repeats": 20},
             summary=f"{_what} noise rescaled (clipping-aware) to norm eps; a sanity baseline",

@@ -31,7 +31,7 @@ from robustcv.core.results import Result
 __all__ = ["LARGE_EPS", "Finding", "run_sanity_checks"]
 
 # A budget that lets any attack turn every image grey (L-inf 0.5), scaled per norm by dimension.
-LARGE_EPS = {"linf": 0.5, "l2": 0.5, "l1": 0.5}  # times 1, sqrt(d), d
+LARGE_EPS = {"linf": 0.5, "l2": 0.5, "l1": 0.5, "l0": 0.5}  # times 1, sqrt(d), d, d
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Finding(Result):
 
 
 def _large_eps(norm: str, dim: int) -> float:
-    scale = {"linf": 1.0, "l2": math.sqrt(dim), "l1": float(dim)}[norm]
+    scale = {"linf": 1.0, "l2": math.sqrt(dim), "l1": float(dim), "l0": float(dim)}[norm]
     return LARGE_EPS[norm] * scale
 
 
@@ -257,6 +257,11 @@ def run_sanity_checks(
             )
         )
         fgsm_broke = 0
+        if norm not in ATTACKS.get("fgsm").norms:
+            findings.append(
+                Finding("fgsm-beats-pgd", False, f"skipped: FGSM has no {norm} version", "")
+            )
+            return findings
         for j, e in enumerate(eps):
             alive = torch.nonzero(robust[:, j]).flatten()
             if alive.numel():

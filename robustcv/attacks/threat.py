@@ -1,10 +1,11 @@
 """Threat models: the perturbation sets an attack searches, one small strategy object per norm.
 
 A threat model is the set ``{z : ||z - x||_p <= eps} ∩ [0, 1]^n`` around each clean image ``x``.
-Each strategy (:class:`Linf`, :class:`L2`, :class:`L1`) knows how to measure a perturbation
-(:meth:`~ThreatModel.norm`), project onto the set (:meth:`~ThreatModel.project`), draw a random
-starting point in it (:meth:`~ThreatModel.random_start`) and give the steepest-ascent direction
-of a gradient for its norm (:meth:`~ThreatModel.steepest`).
+Each strategy (:class:`Linf`, :class:`L2`, :class:`L1`, :class:`L0`) knows how to measure a
+perturbation (:meth:`~ThreatModel.norm`), project onto the set (:meth:`~ThreatModel.project`),
+draw a random starting point in it (:meth:`~ThreatModel.random_start`) and give the
+steepest-ascent direction of a gradient for its norm (:meth:`~ThreatModel.steepest`). For
+:class:`L0` the "norm" counts changed coordinates and ``eps`` is that count.
 
 Every method is batched over the first axis (any trailing shape, typically ``(C, H, W)``) and
 accepts a per-sample radius: ``eps`` is a float or a tensor of shape ``(B,)``. Randomness only
@@ -25,7 +26,7 @@ import torch
 from robustcv.core.errors import InputError
 from robustcv.core.registry import Registry
 
-__all__ = ["L1", "L2", "Linf", "ThreatModel", "get_threat"]
+__all__ = ["L0", "L1", "L2", "Linf", "ThreatModel", "get_threat"]
 
 
 # ----------------------------------------------------------------------------- validation helpers
@@ -167,7 +168,7 @@ class ThreatModel(ABC):
     """Interface of a threat model: the ``||.||_p`` ball of radius ``eps`` intersected with [0,1].
 
     Attributes:
-        name: the canonical name ("linf", "l2", "l1").
+        name: the canonical name ("linf", "l2", "l1", "l0").
         p: the norm order (``float('inf')``, ``2.0``, ``1.0``).
 
     Example:
@@ -649,6 +650,97 @@ class L1(ThreatModel):
         return out.reshape(grad.shape)
 
 
+@dataclass(frozen=True)
+class L0(ThreatModel):
+    """The L0 threat model: at most ``eps`` coordinates (pixel values, per channel) change.
+
+    ``eps`` counts coordinates; a fractional radius is rounded down. The norm counts the nonzero
+    entries of the perturbation.
+
+    Projection onto ``{||d||_0 <= k} ∩ box`` is exact and separable: each coordinate's best kept
+    value is its box-clipped one, which lowers the squared distance by
+    ``v_i**2 - (v_i - d_i)**2`` compared with leaving it unchanged; the ``k`` coordinates with the
+    largest gain are kept (ties broken by position), all others return to ``x``.
+
+    Random starts pick ``k`` coordinates uniformly at random and give them uniform values in
+    ``[0, 1]``. The steepest direction is the L2-normalised gradient: L0 has no useful dual norm,
+    so attacks step in L2 and let the projection choose the coordinates (as FMN does).
+
+    Example:
+        >>> import torch
+        >>> threat = L0()
+        >>> threat.name, threat.p
+        ('l0', 0.0)
+        >>> x = torch.full((1, 4), 0.5)
+        >>> threat.project(x, torch.tensor([[0.9, 0.4, 1.7, 0.5]]), eps=2)
+        tensor([[0.9000, 0.5000, 1.0000, 0.5000]])
+        >>> threat.norm(torch.tensor([[0.0, 0.2, -0.1, 0.0]]))
+        tensor([2.])
+    """
+
+    name: ClassVar[str] = "l0"
+    p: ClassVar[float] = 0.0
+
+    def project(
+        self,
+        x: torch.Tensor,
+        x_adv: torch.Tensor,
+        eps: float | torch.Tensor,
+        *,
+        check: bool = True,
+    ) -> torch.Tensor:
+        """Keep the ``floor(eps)`` box-clipped changes that reduce the distance most.
+
+        Example:
+            >>> import torch
+            >>> L0().project(torch.zeros(1, 3), torch.tensor([[0.2, -0.9, 0.5]]), eps=1)
+            tensor([[0.0000, 0.0000, 0.5000]])
+        """
+        xf, af, e, _ = _prepare(x, x_adv, eps, check)
+        clipped = af.clamp(0.0, 1.0)
+        v, d = af - xf, clipped - xf
+        gain = v * v - (v - d) * (v - d)
+        n = xf.shape[1]
+        k = torch.floor(e.clamp(max=float(n)))  # inf -> n: only the box
+        order = gain.argsort(dim=1, descending=True, stable=True)
+        rank_kept = torch.arange(n, device=xf.device).unsqueeze(0) < _col(k)
+        keep = torch.zeros_like(rank_kept).scatter(1, order, rank_kept)
+        out = torch.where(keep, clipped, xf)
+        return out.reshape(x_adv.shape).to(x_adv.dtype)
+
+    def random_start(
+        self, x: torch.Tensor, eps: float | torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``floor(eps)`` random coordinates set to uniform values in ``[0, 1]``.
+
+        Example:
+            >>> import torch
+            >>> x = torch.full((2, 10), 0.5)
+            >>> x0 = L0().random_start(x, 3, torch.Generator().manual_seed(0))
+            >>> bool((L0().norm(x0 - x) <= 3).all())
+            True
+        """
+        x, xf, e, generator = _start_setup(x, eps, generator)
+        dtype = xf.dtype
+        n = xf.shape[1]
+        scores = torch.rand(xf.shape, generator=generator, device=x.device, dtype=dtype)
+        values = torch.rand(xf.shape, generator=generator, device=x.device, dtype=dtype)
+        order = scores.argsort(dim=1)
+        chosen = torch.arange(n, device=x.device).unsqueeze(0) < _col(torch.floor(e))
+        pick = torch.zeros_like(chosen).scatter(1, order, chosen)
+        return torch.where(pick, values, xf).reshape(x.shape).to(x.dtype)
+
+    def steepest(self, grad: torch.Tensor) -> torch.Tensor:
+        """The L2-normalised gradient (all-zero for an all-zero gradient).
+
+        Example:
+            >>> import torch
+            >>> L0().steepest(torch.tensor([[3.0, -4.0]]))
+            tensor([[ 0.6000, -0.8000]])
+        """
+        return L2().steepest(grad)
+
+
 # ----------------------------------------------------------------------------- lookup
 
 _THREATS: Registry[type[ThreatModel]] = Registry("threat model")
@@ -657,17 +749,18 @@ _THREATS.add(
 )
 _THREATS.add("l2", L2, summary="L2 ball: Euclidean distance at most eps", aliases=("2",))
 _THREATS.add("l1", L1, summary="L1 ball: sum of absolute changes at most eps", aliases=("1",))
+_THREATS.add("l0", L0, summary="L0 ball: at most eps coordinates change", aliases=("0",))
 
 
 def get_threat(norm: str) -> ThreatModel:
     """Return the default threat model for a norm name.
 
     Args:
-        norm: "linf" (or "inf"), "l2" (or "2"), "l1" (or "1"); case, spaces, "_" and "-" are
-            ignored, so "L_inf" and "L-2" work too.
+        norm: "linf" (or "inf"), "l2" (or "2"), "l1" (or "1"), "l0" (or "0"); case, spaces,
+            "_" and "-" are ignored, so "L_inf" and "L-2" work too.
 
     Returns:
-        A :class:`Linf`, :class:`L2` or :class:`L1` instance with default settings.
+        A :class:`Linf`, :class:`L2`, :class:`L1` or :class:`L0` instance with default settings.
 
     Raises:
         InputError: the name is unknown (the message suggests close matches).
@@ -684,7 +777,7 @@ def get_threat(norm: str) -> ThreatModel:
     """
     if not isinstance(norm, str):
         raise InputError(
-            f"norm is a {type(norm).__name__} ({norm!r}); pass its name: 'linf', 'l2' or 'l1'"
+            f"norm is a {type(norm).__name__} ({norm!r}); pass its name: 'linf', 'l2', 'l1' or 'l0'"
         )
     key = norm.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
     if key in ("l∞", "∞", "linfinity", "infinity"):
@@ -693,11 +786,11 @@ def get_threat(norm: str) -> ThreatModel:
         cls = _THREATS.get(key)
     except InputError:
         canonical = _THREATS.names()
-        close = difflib.get_close_matches(key, [*canonical, "inf", "2", "1"], n=3, cutoff=0.5)
+        close = difflib.get_close_matches(key, [*canonical, "inf", "2", "1", "0"], n=3, cutoff=0.5)
         close_names = list(dict.fromkeys(_THREATS.canonical(c) for c in close))
         hint = f"; did you mean {' or '.join(repr(c) for c in close_names)}?" if close_names else ""
         raise InputError(
             f"unknown threat model {norm!r}{hint} (known: 'linf' or 'inf', 'l2' or '2', "
-            "'l1' or '1')"
+            "'l1' or '1', 'l0' or '0')"
         ) from None
     return cls()

@@ -161,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("attack", help="robust accuracy per eps under an attack ensemble")
     _model_args(p)
     p.add_argument("--limit", type=int, default=1000, help="attack the first N images (1000)")
-    p.add_argument("--norm", default="linf", help="linf, l2 or l1")
+    p.add_argument(
+        "--norm", default="linf", help="linf, l2, l1 or l0 (l0: eps counts changed pixel values)"
+    )
     p.add_argument("--eps", required=True, help="comma-separated budgets, e.g. 0.05,0.1,0.2")
     p.add_argument("--no-sanity", action="store_true", help="skip the gradient-masking checks")
     p.add_argument(

@@ -60,7 +60,9 @@ def corrupt_with_draws(
         raise RobustcvError(f"corruption '{defn.name}' produced NaN/inf (a bug in robustcv)")
     if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
         return out.clamp(0.0, 1.0), rng.draws  # never hand back (or clamp in place) the input
-    return out.clamp_(0.0, 1.0), rng.draws
+    if float(lo) < 0.0 or float(hi) > 1.0:
+        out.clamp_(0.0, 1.0)
+    return out, rng.draws
 
 
 def corrupt(

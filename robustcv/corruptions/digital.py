@@ -13,15 +13,17 @@ float32 tensors in [0, 1]:
   Both closed forms equal scikit-image's ``rgb2hsv`` / ``hsv2rgb`` round trip up to float
   rounding (tested); :func:`robustcv.corruptions.ops.rgb_to_hsv` is the explicit conversion.
 * **pixelate**: Pillow's ``BOX`` downscale to ``int(size * c)`` (every output pixel is the mean
-  of the input pixels whose centres fall in its box) and ``NEAREST`` upscale. CPU batches run
-  Pillow itself in float (mode ``F``, one channel at a time, on up to ``torch.get_num_threads()``
-  threads), which is as fast as any torch formulation and keeps full float precision; other
-  devices use a torch version with the same index rules (tested equal).
+  of the input pixels whose centres fall in its box) and ``NEAREST`` upscale. CPU batches stack
+  a chunk of planes into one tall float image (mode ``F``, full float precision): Pillow reduces
+  its width, numpy gathers do the row groups and the upscale with Pillow's index rules, on up to
+  ``torch.get_num_threads()`` threads; other devices use a torch version with the same index
+  rules (tested equal). Outputs are bit-identical whatever the batch.
 * **jpeg_compression**: Pillow JPEG encode/decode at the table's quality (default 4:2:0 chroma
-  subsampling), per image on the CPU (threaded like pixelate; CUDA batches make a round trip).
-  The input is rounded to 8 bits first, as the reference's uint8 images are. Greyscale images
-  are encoded as one-channel JPEGs, which equals the reference's RGB round trip of a grey image
-  to within one grey level.
+  subsampling). CPU batches encode a chunk of images as one tall JPEG whose layout keeps every
+  image's blocks and edge handling exactly as if it were encoded alone (tested equal for many
+  sizes; see ``_jpeg``); CUDA batches make a round trip. The input is rounded to 8 bits first,
+  as the reference's uint8 images are. Greyscale images are encoded as one-channel JPEGs, which
+  equals the reference's RGB round trip of a grey image to within one grey level.
 * **elastic_transform**: imagecorruptions' version, without HC's random affine step: uniform
   noise ``U(-d, d)``, ``d = max_shift * H``, per axis, smoothed by a Gaussian (``sigma * (H, W)``,
   truncated at 3 sigma, reflected borders), times ``alpha``, used as a displacement field for one
@@ -185,37 +187,81 @@ def _pixelate_torch(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
     return rows.index_select(-1, _nearest_index(lw, w).to(x.device))
 
 
-def _pixelate_pillow(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
-    """Pixelate CPU float32 images with Pillow (mode ``F``, one channel at a time, threaded).
+# Pillow calls on many small images spend most of their time in Python (argument handling,
+# plugin lookup, JPEG marker parsing) with the GIL held, so threads do not help. The CPU paths
+# below stack a chunk of images into one tall "mosaic" image per Pillow call instead: the C
+# loops then dominate, release the GIL and run in parallel on up to torch.get_num_threads()
+# threads. Chunks are bounded (about _MOSAIC_PIXELS pixels) so their buffers stay small and
+# cache-friendly.
+_MOSAIC_PIXELS = 400_000
 
-    Exactly the reference's resampling rules, in float; about as fast as Pillow on 8-bit.
+
+def _chunks(n_images: int, rows: int, cols: int, max_rows: int = 1 << 30) -> list[tuple[int, int]]:
+    """Split ``n_images`` into consecutive (start, stop) chunks of about ``_MOSAIC_PIXELS``."""
+    per = max(1, min(_MOSAIC_PIXELS // max(rows * cols, 1), max_rows // max(rows, 1)))
+    return [(s, min(s + per, n_images)) for s in range(0, n_images, per)]
+
+
+def _run_chunks(fn: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
+    """Run ``fn(start, stop)`` for every chunk on up to ``torch.get_num_threads()`` threads."""
+    workers = max(1, min(torch.get_num_threads(), len(chunks)))
+    if workers == 1:
+        for a, b in chunks:
+            fn(a, b)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda ab: fn(*ab), chunks))
+
+
+@lru_cache(maxsize=64)
+def _box_taps(n_in: int, n_out: int, tiles: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Row gathers and weights that BOX-reduce ``tiles`` stacked blocks of ``n_in`` rows each.
+
+    Tap ``t`` picks the ``t``-th member of every group (``(tiles * n_out,)`` row indices) with
+    weight ``1 / count`` where the group has that many members and 0 elsewhere.
+    """
+    starts, counts = (a.numpy() for a in _box_groups(n_in, n_out))
+    offsets = (np.arange(tiles) * n_in)[:, None]
+    taps = []
+    for t in range(int(counts.max())):
+        rows = (offsets + np.minimum(starts + t, n_in - 1)[None, :]).ravel()
+        weight = np.where(t < counts, 1.0 / counts, 0.0).astype(np.float32)
+        taps.append((rows, np.tile(weight, tiles)[:, None]))
+    return tuple(taps)
+
+
+def _pixelate_pillow(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
+    """Pixelate CPU float32 images: Pillow's float (``F``) BOX for the rows, numpy for the rest.
+
+    The planes of a chunk are stacked into one (planes * H, W) image (a free view of the
+    contiguous batch). Pillow reduces its width to ``lw`` (every row alike, so no plane depends on
+    its neighbours); row groups, and the nearest-neighbour upscale, are index gathers with
+    Pillow's own rules. Full float precision and batch-independent to the bit.
     """
     xn = x.detach().contiguous().numpy()
     b, ch, h, w = xn.shape
     out = np.empty_like(xn)
+    row_idx = _nearest_index(lh, h).numpy()
+    col_idx = _nearest_index(lw, w).numpy()
 
-    def one(i: int) -> None:
-        for c in range(ch):
-            img = Image.fromarray(xn[i, c], mode="F")
-            img = img.resize((lw, lh), Image.Resampling.BOX)
-            out[i, c] = np.asarray(img.resize((w, h), Image.Resampling.NEAREST))
+    def part(s: int, e: int) -> None:
+        n = (e - s) * ch
+        src = Image.fromarray(xn[s:e].reshape(n * h, w), mode="F")
+        narrow = np.asarray(src.resize((lw, n * h), Image.Resampling.BOX))  # (n * h, lw)
+        taps = _box_taps(h, lh, n)
+        rows, weight = taps[0]
+        low = np.take(narrow, rows, axis=0)
+        low *= weight
+        for rows, weight in taps[1:]:
+            more = np.take(narrow, rows, axis=0)
+            more *= weight
+            low += more  # (n * lh, lw)
+        wide = np.take(low, col_idx, axis=1)  # (n * lh, w)
+        up = (np.arange(n)[:, None] * lh + row_idx[None, :]).ravel()
+        np.take(wide, up, axis=0, out=out[s:e].reshape(n * h, w))
 
-    _for_each_image(one, b)
+    _run_chunks(part, _chunks(b, ch * h, w))
     return torch.from_numpy(out)
-
-
-def _for_each_image(fn: Callable[[int], None], n: int) -> None:
-    """Run ``fn(i)`` for i < n on up to ``torch.get_num_threads()`` threads.
-
-    Pillow releases the GIL while it resamples, encodes and decodes.
-    """
-    workers = max(1, min(torch.get_num_threads(), n))
-    if workers == 1:
-        for i in range(n):
-            fn(i)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(fn, range(n)))
 
 
 def _pixelate(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
@@ -229,33 +275,68 @@ def _pixelate(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
 
 # --- JPEG ------------------------------------------------------------------------------------
 
+# A JPEG mosaic keeps each image's 8x8 blocks (and 16x16 colour MCUs) identical to encoding it
+# alone: every image starts on an MCU boundary and is padded to whole MCUs by repeating its last
+# row, as libjpeg pads. The one cross-block step is the decoder's smoothing ("fancy") upsampling
+# of the half-resolution colour planes, which reads one colour row above and below. Alone, an
+# image's edge rows see their own edge colour row repeated. In the mosaic a 16-row guard band
+# above and below each colour image holds the image's own first/last 16 rows mirrored, so the
+# colour row next to each edge is that edge row again (a mirrored block quantises to the
+# mirrored result). The decoded images are then identical to encoding each alone (tested for
+# many sizes), and nothing depends on the other images of the batch.
+_JPEG_BAND = 16
+_JPEG_MAX_ROWS = 65_000  # JPEG images are at most 65535 pixels high
+
+
+def _jpeg_mosaic_layout(c: int, h: int) -> tuple[int, int, int]:
+    """(guard band rows, image rows padded to whole MCUs, rows per image) for a JPEG mosaic."""
+    mcu = 16 if c == 3 else 8
+    padded = -(-h // mcu) * mcu
+    band = _JPEG_BAND if c == 3 else 0
+    return band, padded, band + padded + band
+
 
 def _jpeg(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
     quality = int(p["quality"])
     xn = x.detach().to("cpu").contiguous().numpy()
+    b, c, h, w = xn.shape
     out = np.empty_like(xn)
+    band, padded, unit = _jpeg_mosaic_layout(c, h)
     scale, inv = np.float32(255.0), np.float32(1.0 / 255.0)
 
-    def one(i: int) -> None:
-        # per image, so the conversions stay in cache; x is in [0, 1], so truncation after
-        # + 0.5 rounds to the nearest 8-bit level
-        levels = np.multiply(xn[i], scale)
+    def part(s: int, e: int) -> None:
+        k = e - s
+        planes = np.empty((c, k, unit, w), dtype=np.uint8)
+        # x is in [0, 1], so truncation after + 0.5 rounds to the nearest 8-bit level
+        levels = np.multiply(xn[s:e], scale)
         levels += np.float32(0.5)
-        planes = levels.astype(np.uint8)
-        if planes.shape[0] == 1:
-            img = Image.fromarray(planes[0])
-        else:
-            img = Image.merge("RGB", [Image.fromarray(plane) for plane in planes])
+        np.copyto(planes[:, :, band : band + h], levels.transpose(1, 0, 2, 3), casting="unsafe")
+        if padded > h:  # libjpeg's own padding: the last row repeated
+            planes[:, :, band + h : band + padded] = planes[:, :, band + h - 1 : band + h]
+        if band:  # guard bands: the image's first and last 16 (padded) rows, mirrored
+            top = planes[:, :, band : 2 * band]
+            planes[:, :, :band] = top[:, :, ::-1]
+            bottom = planes[:, :, padded : band + padded]
+            planes[:, :, band + padded :] = bottom[:, :, ::-1]
+        # a lone image is encoded exactly as it is: libjpeg pads it and repeats its edges itself
+        rows = slice(band, band + h) if lone else slice(0, k * unit)
+        layers = [Image.fromarray(planes[i].reshape(k * unit, w)[rows]) for i in range(c)]
+        img = layers[0] if c == 1 else Image.merge("RGB", layers)
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=quality)
         buf.seek(0)
-        decoded = np.asarray(Image.open(buf))
-        if decoded.ndim == 2:
-            np.multiply(decoded, inv, out=out[i, 0])
-        else:
-            np.multiply(decoded.transpose(2, 0, 1), inv, out=out[i])
+        decoded = Image.open(buf, formats=("JPEG",))
+        for i, layer in enumerate(decoded.split()):
+            arr = np.asarray(layer)
+            arr = arr[None] if lone else arr.reshape(k, unit, w)[:, band : band + h]
+            np.multiply(arr, inv, out=out[s:e, i])
 
-    _for_each_image(one, xn.shape[0])
+    # For a colour image of even height that is not a whole number of MCUs, the decoder repeats
+    # the last real colour row where a mosaic would show the padding's; such images are encoded
+    # one at a time, which is exact but pays Pillow's per-call overhead.
+    lone = c == 3 and h % 2 == 0 and h % 16 != 0
+    chunks = [(i, i + 1) for i in range(b)] if lone else _chunks(b, unit, w, _JPEG_MAX_ROWS)
+    _run_chunks(part, chunks)
     return torch.from_numpy(out).to(x.device)
 
 
@@ -383,7 +464,7 @@ register_corruption(
         integer_params=("quality",),
         summary="Pillow JPEG re-encode at the given quality",
         greyscale="encoded as a one-channel JPEG (same as the reference's RGB round trip)",
-        notes=("runs Pillow on the CPU, one image per thread; CUDA batches make a round trip",),
+        notes=("Pillow on the CPU, a chunk of images per call; CUDA batches make a round trip",),
     )
 )
 

@@ -119,7 +119,9 @@ class AdversarialSuite:
             return [hsj, ("square", {"queries": queries})]
         classes = ctx.model.num_classes
         if ctx.config.strength == "full":
-            full = [(n, dict(p)) for n, p in DEFAULT_ENSEMBLE if n != "pgd"]
+            # the audit's norms are L-inf and L2: leave out the L1/L0-only members
+            only_for = ("pgd", "noise-uniform", "noise-gaussian")
+            full = [(n, dict(p)) for n, p in DEFAULT_ENSEMBLE if n not in only_for]
             for _name, params in full:
                 if "n_targets" in params:
                     params["n_targets"] = max(1, min(int(params["n_targets"]), classes - 1))
