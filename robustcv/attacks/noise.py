@@ -19,6 +19,7 @@ from robustcv.attacks.base import (
     register_attack,
 )
 from robustcv.attacks.rescale import clipping_aware_rescale
+from robustcv.attacks.threat import L0
 
 __all__ = ["noise_attack"]
 
@@ -52,11 +53,8 @@ def noise_attack(
         delta = _draws(ctx, xs, idx, kind, r)
         if p == 0:  # L0: the noise lands on floor(eps) random coordinates
             scores = _draws(ctx, xs, idx, "uniform", repeats + r).flatten(1)
-            n = scores.shape[1]
-            k = torch.floor(ctx.eps[idx].clamp(max=float(n))).unsqueeze(1)
-            chosen = torch.arange(n, device=x.device).unsqueeze(0) < k
-            mask = torch.zeros_like(chosen).scatter(1, scores.argsort(1), chosen)
-            cand = torch.where(mask.view_as(xs), (xs + delta).clamp(0, 1), xs)
+            mask = L0.keep_largest(scores, ctx.eps[idx]).view_as(xs)
+            cand = torch.where(mask, (xs + delta).clamp(0, 1), xs)
         else:
             eta = clipping_aware_rescale(xs, delta, ctx.eps[idx], p)
             cand = (xs + eta.view(-1, 1, 1, 1) * delta).clamp(0, 1)

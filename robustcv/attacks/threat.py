@@ -169,7 +169,7 @@ class ThreatModel(ABC):
 
     Attributes:
         name: the canonical name ("linf", "l2", "l1", "l0").
-        p: the norm order (``float('inf')``, ``2.0``, ``1.0``).
+        p: the norm order (``float('inf')``, ``2.0``, ``1.0``, ``0.0``).
 
     Example:
         >>> import torch
@@ -700,12 +700,7 @@ class L0(ThreatModel):
         clipped = af.clamp(0.0, 1.0)
         v, d = af - xf, clipped - xf
         gain = v * v - (v - d) * (v - d)
-        n = xf.shape[1]
-        k = torch.floor(e.clamp(max=float(n)))  # inf -> n: only the box
-        order = gain.argsort(dim=1, descending=True, stable=True)
-        rank_kept = torch.arange(n, device=xf.device).unsqueeze(0) < _col(k)
-        keep = torch.zeros_like(rank_kept).scatter(1, order, rank_kept)
-        out = torch.where(keep, clipped, xf)
+        out = torch.where(self.keep_largest(gain, e), clipped, xf)
         return out.reshape(x_adv.shape).to(x_adv.dtype)
 
     def random_start(
@@ -722,13 +717,32 @@ class L0(ThreatModel):
         """
         x, xf, e, generator = _start_setup(x, eps, generator)
         dtype = xf.dtype
-        n = xf.shape[1]
         scores = torch.rand(xf.shape, generator=generator, device=x.device, dtype=dtype)
         values = torch.rand(xf.shape, generator=generator, device=x.device, dtype=dtype)
-        order = scores.argsort(dim=1)
-        chosen = torch.arange(n, device=x.device).unsqueeze(0) < _col(torch.floor(e))
-        pick = torch.zeros_like(chosen).scatter(1, order, chosen)
+        pick = self.keep_largest(scores, e)
         return torch.where(pick, values, xf).reshape(x.shape).to(x.dtype)
+
+    @staticmethod
+    def keep_largest(scores: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Mask of the ``floor(eps)`` largest scores per row (ties broken by position).
+
+        Args:
+            scores: ``(B, n)`` scores.
+            eps: ``(B,)`` budgets; ``inf`` (or anything >= n) keeps every coordinate.
+
+        Returns:
+            A ``(B, n)`` bool mask with ``min(floor(eps), n)`` True entries per row.
+
+        Example:
+            >>> import torch
+            >>> L0.keep_largest(torch.tensor([[0.1, 0.9, 0.5]]), torch.tensor([2.0]))
+            tensor([[False,  True,  True]])
+        """
+        n = scores.shape[1]
+        k = torch.floor(eps.to(scores.dtype).clamp(max=float(n)))
+        order = scores.argsort(dim=1, descending=True, stable=True)
+        rank_kept = torch.arange(n, device=scores.device).unsqueeze(0) < _col(k)
+        return torch.zeros_like(rank_kept).scatter(1, order, rank_kept)
 
     def steepest(self, grad: torch.Tensor) -> torch.Tensor:
         """The L2-normalised gradient (all-zero for an all-zero gradient).
