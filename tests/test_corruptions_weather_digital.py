@@ -576,3 +576,22 @@ def test_cifar_tables_are_milder_on_small_images(name: str) -> None:
         small = float((corrupt(x, name, s, spec="cifar-10-c") - x).abs().mean())
         big = float((corrupt(x, name, s, spec="imagenet-c") - x).abs().mean())
         assert small < big
+
+
+@pytest.mark.parametrize("c", [0.6, 0.4, 0.3, 0.25])
+def test_pixelate_means_of_white_stay_exactly_white(c: float) -> None:
+    # window means are divided, not multiplied by 1 / count, so a mean of ones is exactly 1
+    x = torch.ones(2, 3, 224, 224)
+    got = digital._pixelate(x, {"c": c}, FakeRNG(0))
+    assert float(got.max()) == 1.0 and float(got.min()) == 1.0
+
+
+def test_jpeg_restores_pillows_block_cache_and_file_kind_does_not_matter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = Image.core.get_blocks_max()
+    x = torch.rand(6, 3, 40, 48, generator=torch.Generator().manual_seed(5))
+    got = digital._jpeg(x, {"quality": 20.0}, FakeRNG(0))
+    assert Image.core.get_blocks_max() == before
+    monkeypatch.setattr(digital, "_scratch_file", io.BytesIO)  # the portable path
+    assert torch.equal(digital._jpeg(x, {"quality": 20.0}, FakeRNG(0)), got)

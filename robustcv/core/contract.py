@@ -9,11 +9,57 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from robustcv.core.errors import InputError
+from robustcv.core.threads import run_parallel
 
-__all__ = ["check_batch", "check_images", "check_labels"]
+__all__ = ["check_batch", "check_images", "check_labels", "in_unit_interval", "value_range"]
+
+_ONE_BITS = 0x3F800000  # float32 1.0 as an unsigned integer
+_PART = 1 << 20  # values per thread, at least, for the CPU range scan
+
+
+def in_unit_interval(x: torch.Tensor) -> bool:
+    """Whether every value of the float32 tensor ``x`` lies in [0, 1] (False for NaN).
+
+    On the CPU this is one pass: read as unsigned 32-bit integers, the floats in [+0, 1] are
+    exactly the bit patterns ``<= 0x3F800000``; negative values (sign bit set), values above 1,
+    inf and NaN all read larger. (A negative zero reads larger too; callers fall back to
+    :func:`value_range`, which accepts it.)
+
+    Example:
+        >>> in_unit_interval(torch.tensor([0.0, 0.5, 1.0])), in_unit_interval(torch.tensor([1.5]))
+        (True, False)
+    """
+    if x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() and x.is_contiguous():
+        bits = x.detach().numpy().reshape(-1).view(np.uint32)
+        step = max(_PART, -(-bits.size // max(torch.get_num_threads(), 1)))
+        parts = [bits[i : i + step] for i in range(0, bits.size, step)]
+        return max(run_parallel(lambda p: int(p.max()), parts)) <= _ONE_BITS
+    lo, hi = value_range(x)
+    return lo >= 0.0 and hi <= 1.0
+
+
+def value_range(x: torch.Tensor) -> tuple[float, float]:
+    """The smallest and largest value of ``x`` as floats; NaN if ``x`` holds a NaN.
+
+    CPU tensors are scanned by numpy on the calling thread. torch's own reduction would wake
+    its OpenMP workers, which then spin for several milliseconds and take both cores from the
+    numpy/Pillow worker threads that some corruptions start right after the check (measured:
+    pixelate ran 1.5x slower). The single-threaded scan costs about 0.02 ms per 224x224 RGB
+    image.
+
+    Example:
+        >>> value_range(torch.tensor([[0.25, 1.0], [0.5, 0.0]]))
+        (0.0, 1.0)
+    """
+    if x.device.type == "cpu" and x.numel() and x.dtype in (torch.float32, torch.float64):
+        arr = x.detach().numpy()
+        return float(arr.min()), float(arr.max())
+    lo, hi = torch.aminmax(x.detach())
+    return float(lo), float(hi)
 
 
 def check_images(x: Any, *, name: str = "x", min_size: int = 1) -> torch.Tensor:
@@ -76,9 +122,10 @@ def check_images(x: Any, *, name: str = "x", min_size: int = 1) -> torch.Tensor:
             f"{name} has shape {shape}, which looks channels-last; robustcv expects "
             f"(B,C,H,W): use {name}.permute(0, 3, 1, 2)"
         )
-    # one pass over the data: NaN propagates through aminmax and inf fails the range test
-    lo_t, hi_t = torch.aminmax(x.detach())
-    lo, hi = float(lo_t), float(hi_t)
+    if in_unit_interval(x):
+        return x
+    # NaN propagates through min/max and inf fails the range test
+    lo, hi = value_range(x)
     if lo >= 0.0 and hi <= 1.0:
         return x
     finite = torch.isfinite(x)

@@ -7,12 +7,16 @@ from collections.abc import Mapping
 
 import torch
 
-from robustcv.core.contract import check_images
+from robustcv.core.contract import check_images, in_unit_interval, value_range
 from robustcv.core.errors import InputError, RobustcvError
 from robustcv.core.seeding import check_seed, content_keys, derive_seed
 from robustcv.corruptions.base import CORRUPTIONS, SampleRNG, resolve_params
 
 __all__ = ["corrupt", "corrupt_with_draws"]
+
+
+def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return bool(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
 
 
 def corrupt_with_draws(
@@ -55,12 +59,14 @@ def corrupt_with_draws(
             f"corruption '{defn.name}' returned {tuple(out.shape)} {out.dtype} for "
             f"{tuple(x.shape)} float32 (a bug in robustcv)"
         )
-    lo, hi = torch.aminmax(out.detach())  # NaN propagates; inf is caught by the range test
-    if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+    if in_unit_interval(out) and not _shares_memory(out, x):
+        return out, rng.draws
+    lo, hi = value_range(out)  # NaN propagates; inf is caught by the range test
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise RobustcvError(f"corruption '{defn.name}' produced NaN/inf (a bug in robustcv)")
-    if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+    if _shares_memory(out, x):
         return out.clamp(0.0, 1.0), rng.draws  # never hand back (or clamp in place) the input
-    if float(lo) < 0.0 or float(hi) > 1.0:
+    if lo < 0.0 or hi > 1.0:
         out.clamp_(0.0, 1.0)
     return out, rng.draws
 

@@ -13,17 +13,23 @@ float32 tensors in [0, 1]:
   Both closed forms equal scikit-image's ``rgb2hsv`` / ``hsv2rgb`` round trip up to float
   rounding (tested); :func:`robustcv.corruptions.ops.rgb_to_hsv` is the explicit conversion.
 * **pixelate**: Pillow's ``BOX`` downscale to ``int(size * c)`` (every output pixel is the mean
-  of the input pixels whose centres fall in its box) and ``NEAREST`` upscale. CPU batches stack
-  a chunk of planes into one tall float image (mode ``F``, full float precision): Pillow reduces
-  its width, numpy gathers do the row groups and the upscale with Pillow's index rules, on up to
-  ``torch.get_num_threads()`` threads; other devices use a torch version with the same index
-  rules (tested equal). Outputs are bit-identical whatever the batch.
+  of the input pixels whose centres fall in its box) and ``NEAREST`` upscale. CPU batches run in
+  numpy, a chunk of images per worker thread: group sums along rows then columns (a reshape
+  for integer factors, index gathers otherwise), one division, then the upscale repeats
+  columns and copies whole rows. Float precision throughout (equal to Pillow's float ``BOX``
+  to 1e-6, tested), bit-identical whatever the batch; other devices use a torch version with
+  the same index rules (tested equal).
 * **jpeg_compression**: Pillow JPEG encode/decode at the table's quality (default 4:2:0 chroma
   subsampling). CPU batches encode a chunk of images as one tall JPEG whose layout keeps every
   image's blocks and edge handling exactly as if it were encoded alone (tested equal for many
   sizes; see ``_jpeg``); CUDA batches make a round trip. The input is rounded to 8 bits first,
   as the reference's uint8 images are. Greyscale images are encoded as one-channel JPEGs, which
-  equals the reference's RGB round trip of a grey image to within one grey level.
+  equals the reference's RGB round trip of a grey image to within one grey level. On Linux the
+  JPEG goes through an in-memory file with a descriptor (``memfd``), because Pillow encodes to
+  such a file with the GIL released and to a ``BytesIO`` with it held.
+
+CPU outputs of pixelate and JPEG come from :mod:`robustcv.core.buffers` (recycled memory), and
+their worker threads from :mod:`robustcv.core.threads`.
 * **elastic_transform**: imagecorruptions' version, without HC's random affine step: uniform
   noise ``U(-d, d)``, ``d = max_shift * H``, per axis, smoothed by a Gaussian (``sigma * (H, W)``,
   truncated at 3 sigma, reflected borders), times ``alpha``, used as a displacement field for one
@@ -40,15 +46,20 @@ per-pixel jitter at 32x32 (about 3 pixels at severity 5), which destroys small i
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
+from typing import IO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from robustcv.core import buffers
+from robustcv.core.threads import run_parallel, scratch
 from robustcv.corruptions.base import CorruptionDef, Params, SampleRNG, register_corruption
 from robustcv.corruptions.ops import gaussian_weights, separable_filter
 
@@ -97,15 +108,9 @@ def _saturate(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
 
 
 def _empty(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """An uninitialised float32 tensor, on the CPU backed by numpy.
-
-    numpy asks the kernel for transparent huge pages for large arrays; torch's allocator does
-    not, and with THP in ``madvise`` mode (the common default) each fresh large torch tensor
-    then costs a page fault per 4 KiB, which made memory-bound corruptions (pixelate, JPEG)
-    3-5x slower.
-    """
+    """An uninitialised float32 tensor; on the CPU from :mod:`robustcv.core.buffers`."""
     if device.type == "cpu":
-        return torch.from_numpy(np.empty(shape, dtype=np.float32))
+        return torch.from_numpy(buffers.empty(shape))
     return torch.empty(shape, dtype=torch.float32, device=device)
 
 
@@ -196,71 +201,101 @@ def _pixelate_torch(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
 _MOSAIC_PIXELS = 400_000
 
 
-def _chunks(n_images: int, rows: int, cols: int, max_rows: int = 1 << 30) -> list[tuple[int, int]]:
-    """Split ``n_images`` into consecutive (start, stop) chunks of about ``_MOSAIC_PIXELS``."""
-    per = max(1, min(_MOSAIC_PIXELS // max(rows * cols, 1), max_rows // max(rows, 1)))
+_PIXELATE_PIXELS = 1_200_000
+
+
+def _chunks(
+    n_images: int, rows: int, cols: int, max_rows: int = 1 << 30, pixels: int = _MOSAIC_PIXELS
+) -> list[tuple[int, int]]:
+    """Split ``n_images`` into consecutive (start, stop) chunks of about ``pixels`` pixels."""
+    per = max(1, min(pixels // max(rows * cols, 1), max_rows // max(rows, 1)))
     return [(s, min(s + per, n_images)) for s in range(0, n_images, per)]
 
 
 def _run_chunks(fn: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
     """Run ``fn(start, stop)`` for every chunk on up to ``torch.get_num_threads()`` threads."""
-    workers = max(1, min(torch.get_num_threads(), len(chunks)))
-    if workers == 1:
-        for a, b in chunks:
-            fn(a, b)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda ab: fn(*ab), chunks))
+    run_parallel(lambda ab: fn(*ab), chunks)
 
 
 @lru_cache(maxsize=64)
-def _box_taps(n_in: int, n_out: int, tiles: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """Row gathers and weights that BOX-reduce ``tiles`` stacked blocks of ``n_in`` rows each.
+def _box_plan(n_in: int, n_out: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Pillow's BOX groups of ``n_in -> n_out`` as (uniform factor or 0, starts, counts).
 
-    Tap ``t`` picks the ``t``-th member of every group (``(tiles * n_out,)`` row indices) with
-    weight ``1 / count`` where the group has that many members and 0 elsewhere.
+    The factor is ``k`` when every group is ``k`` consecutive pixels starting at ``i * k`` (an
+    integer reduction, done with a reshape), else 0.
     """
     starts, counts = (a.numpy() for a in _box_groups(n_in, n_out))
-    offsets = (np.arange(tiles) * n_in)[:, None]
-    taps = []
-    for t in range(int(counts.max())):
-        rows = (offsets + np.minimum(starts + t, n_in - 1)[None, :]).ravel()
-        weight = np.where(t < counts, 1.0 / counts, 0.0).astype(np.float32)
-        taps.append((rows, np.tile(weight, tiles)[:, None]))
-    return tuple(taps)
+    k = int(counts[0])
+    uniform = n_in == k * n_out and bool((counts == k).all())
+    return (k if uniform else 0), starts, counts
 
 
-def _pixelate_pillow(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
-    """Pixelate CPU float32 images: Pillow's float (``F``) BOX for the rows, numpy for the rest.
+def _window_sums(a: np.ndarray, axis: int, n_out: int) -> np.ndarray:
+    """Sums over Pillow's BOX groups along ``axis`` (1 or 2) of a 3-D float32 array."""
+    n_in = a.shape[axis]
+    k, starts, counts = _box_plan(n_in, n_out)
+    if k:  # integer factor: add the k interleaved slices
+        shape = list(a.shape)
+        shape[axis : axis + 1] = [n_out, k]
+        v = a.reshape(shape)
+        part: list[slice | int] = [slice(None)] * 4
+        part[axis + 1] = 0
+        acc = v[tuple(part)].copy()
+        for t in range(1, k):
+            part[axis + 1] = t
+            acc += v[tuple(part)]
+        return acc
+    m = int(counts.min())
+    acc = np.take(a, starts, axis=axis)
+    for t in range(1, m):
+        acc += np.take(a, starts + t, axis=axis)
+    longer = np.flatnonzero(counts > m)  # groups with one more member
+    if longer.size:
+        index: list[slice | np.ndarray] = [slice(None)] * 3
+        index[axis] = longer
+        acc[tuple(index)] += np.take(a, starts[longer] + m, axis=axis)
+    return acc
 
-    The planes of a chunk are stacked into one (planes * H, W) image (a free view of the
-    contiguous batch). Pillow reduces its width to ``lw`` (every row alike, so no plane depends on
-    its neighbours); row groups, and the nearest-neighbour upscale, are index gathers with
-    Pillow's own rules. Full float precision and batch-independent to the bit.
+
+@lru_cache(maxsize=64)
+def _repeat_factor(n_low: int, n: int) -> int:
+    """``k`` if Pillow's nearest upscale ``n_low -> n`` repeats each pixel ``k`` times, else 0."""
+    k = n // n_low
+    if n != k * n_low:
+        return 0
+    return k if bool((_nearest_index(n_low, n).numpy() == np.arange(n) // k).all()) else 0
+
+
+def _pixelate_numpy(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
+    """Pixelate CPU float32 images with numpy, a chunk of images per thread.
+
+    Row groups, then column groups, are summed (a reshape for integer factors, index gathers
+    otherwise) and scaled once; the nearest upscale repeats columns, then copies whole rows into
+    the output. Chunks of about two images keep the intermediates in the core's cache; the
+    output is written once. Float precision throughout, bit-identical whatever the batch.
     """
     xn = x.detach().contiguous().numpy()
     b, ch, h, w = xn.shape
-    out = np.empty_like(xn)
+    out = buffers.empty(xn.shape)
+    # dividing (not multiplying by 1 / count) keeps the mean of pixels <= 1 at most 1
+    count = _box_plan(h, lh)[2][:, None] * _box_plan(w, lw)[2][None, :]  # (lh, lw)
+    count = count.astype(np.float32)
+    rep_h, rep_w = _repeat_factor(lh, h), _repeat_factor(lw, w)
     row_idx = _nearest_index(lh, h).numpy()
     col_idx = _nearest_index(lw, w).numpy()
 
     def part(s: int, e: int) -> None:
         n = (e - s) * ch
-        src = Image.fromarray(xn[s:e].reshape(n * h, w), mode="F")
-        narrow = np.asarray(src.resize((lw, n * h), Image.Resampling.BOX))  # (n * h, lw)
-        taps = _box_taps(h, lh, n)
-        rows, weight = taps[0]
-        low = np.take(narrow, rows, axis=0)
-        low *= weight
-        for rows, weight in taps[1:]:
-            more = np.take(narrow, rows, axis=0)
-            more *= weight
-            low += more  # (n * lh, lw)
-        wide = np.take(low, col_idx, axis=1)  # (n * lh, w)
-        up = (np.arange(n)[:, None] * lh + row_idx[None, :]).ravel()
-        np.take(wide, up, axis=0, out=out[s:e].reshape(n * h, w))
+        low = _window_sums(_window_sums(xn[s:e].reshape(n, h, w), 1, lh), 2, lw)
+        np.divide(low, count, out=low)  # (n, lh, lw) means
+        wide = np.repeat(low, rep_w, axis=2) if rep_w else np.take(low, col_idx, axis=2)
+        dst = out[s:e].reshape(n, h, w)
+        if rep_h:
+            dst.reshape(n, lh, rep_h, w)[...] = wide[:, :, None, :]
+        else:  # mode="clip" skips numpy's defensive copy for out=
+            np.take(wide, row_idx, axis=1, out=dst, mode="clip")
 
-    _run_chunks(part, _chunks(b, ch * h, w))
+    _run_chunks(part, _chunks(b, ch * h, w, pixels=_PIXELATE_PIXELS))
     return torch.from_numpy(out)
 
 
@@ -269,7 +304,7 @@ def _pixelate(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
     _, _, h, w = x.shape
     lh, lw = max(int(h * c), 1), max(int(w * c), 1)
     if x.device.type == "cpu":
-        return _pixelate_pillow(x, lh, lw)
+        return _pixelate_numpy(x, lh, lw)
     return _pixelate_torch(x, lh, lw)
 
 
@@ -286,6 +321,54 @@ def _pixelate(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
 # many sizes), and nothing depends on the other images of the batch.
 _JPEG_BAND = 16
 _JPEG_MAX_ROWS = 65_000  # JPEG images are at most 65535 pixels high
+_JPEG_PIXELS = 400_000
+
+
+def _scratch_file() -> IO[bytes]:
+    """An in-memory file for one JPEG round trip; on Linux one with a file descriptor.
+
+    Pillow encodes to a file that has a descriptor in C with the GIL released, but to a
+    ``BytesIO`` in a Python loop that holds it, which serialised the worker threads.
+    """
+    if hasattr(os, "memfd_create"):
+        try:
+            return open(os.memfd_create("robustcv-jpeg", os.MFD_CLOEXEC), "w+b")
+        except OSError:  # no memfd on this kernel: the portable path
+            pass
+    return io.BytesIO()
+
+
+_PILLOW_BLOCKS = 64
+_pillow_lock = threading.Lock()
+_pillow_users = 0
+_pillow_saved = 0
+
+
+@contextmanager
+def _pillow_block_cache() -> Iterator[None]:
+    """Let Pillow keep freed image blocks for reuse while JPEG chunks run.
+
+    Pillow frees every image's memory by default (``blocks_max`` 0), so each chunk's merged and
+    decoded images were fresh allocations, page-faulted page by page; with the heap trimmed
+    between chunks that doubled the JPEG time. The setting is raised only for the duration of
+    the call (nested and concurrent calls share it) and restored afterwards, which also frees
+    the cached blocks.
+    """
+    global _pillow_users, _pillow_saved
+    core = Image.core
+    with _pillow_lock:
+        if _pillow_users == 0:
+            _pillow_saved = int(core.get_blocks_max())
+            if _pillow_saved < _PILLOW_BLOCKS:
+                core.set_blocks_max(_PILLOW_BLOCKS)
+        _pillow_users += 1
+    try:
+        yield
+    finally:
+        with _pillow_lock:
+            _pillow_users -= 1
+            if _pillow_users == 0 and int(core.get_blocks_max()) != _pillow_saved:
+                core.set_blocks_max(_pillow_saved)
 
 
 def _jpeg_mosaic_layout(c: int, h: int) -> tuple[int, int, int]:
@@ -300,16 +383,16 @@ def _jpeg(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
     quality = int(p["quality"])
     xn = x.detach().to("cpu").contiguous().numpy()
     b, c, h, w = xn.shape
-    out = np.empty_like(xn)
+    out = buffers.empty(xn.shape)
     band, padded, unit = _jpeg_mosaic_layout(c, h)
     scale, inv = np.float32(255.0), np.float32(1.0 / 255.0)
 
     def part(s: int, e: int) -> None:
         k = e - s
-        planes = np.empty((c, k, unit, w), dtype=np.uint8)
+        planes = scratch("jpeg-planes", (c, k, unit, w), np.uint8)
         # x is in [0, 1], so truncation after + 0.5 rounds to the nearest 8-bit level
-        levels = np.multiply(xn[s:e], scale)
-        levels += np.float32(0.5)
+        levels = np.multiply(xn[s:e], scale, out=scratch("jpeg-levels", (k, c, h, w), np.float32))
+        np.add(levels, np.float32(0.5), out=levels)
         np.copyto(planes[:, :, band : band + h], levels.transpose(1, 0, 2, 3), casting="unsafe")
         if padded > h:  # libjpeg's own padding: the last row repeated
             planes[:, :, band + h : band + padded] = planes[:, :, band + h - 1 : band + h]
@@ -322,21 +405,26 @@ def _jpeg(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
         rows = slice(band, band + h) if lone else slice(0, k * unit)
         layers = [Image.fromarray(planes[i].reshape(k * unit, w)[rows]) for i in range(c)]
         img = layers[0] if c == 1 else Image.merge("RGB", layers)
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=quality)
-        buf.seek(0)
-        decoded = Image.open(buf, formats=("JPEG",))
-        for i, layer in enumerate(decoded.split()):
-            arr = np.asarray(layer)
-            arr = arr[None] if lone else arr.reshape(k, unit, w)[:, band : band + h]
-            np.multiply(arr, inv, out=out[s:e, i])
+        with _scratch_file() as buf:
+            img.save(buf, format="JPEG", quality=quality)
+            buf.seek(0)
+            # one (rows, W[, 3]) uint8 array; each channel is read strided and scaled into place
+            decoded = np.asarray(Image.open(buf, formats=("JPEG",))).reshape(-1, w, c)
+        images = decoded[None] if lone else decoded.reshape(k, unit, w, c)[:, band : band + h]
+        for i in range(c):
+            np.multiply(images[..., i], inv, out=out[s:e, i])
 
     # For a colour image of even height that is not a whole number of MCUs, the decoder repeats
     # the last real colour row where a mosaic would show the padding's; such images are encoded
     # one at a time, which is exact but pays Pillow's per-call overhead.
     lone = c == 3 and h % 2 == 0 and h % 16 != 0
-    chunks = [(i, i + 1) for i in range(b)] if lone else _chunks(b, unit, w, _JPEG_MAX_ROWS)
-    _run_chunks(part, chunks)
+    chunks = (
+        [(i, i + 1) for i in range(b)]
+        if lone
+        else _chunks(b, unit, w, _JPEG_MAX_ROWS, pixels=_JPEG_PIXELS)
+    )
+    with _pillow_block_cache():
+        _run_chunks(part, chunks)
     return torch.from_numpy(out).to(x.device)
 
 
