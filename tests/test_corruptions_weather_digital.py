@@ -243,7 +243,9 @@ def test_jpeg_mosaic_chunks_respect_the_jpeg_height_limit(monkeypatch: pytest.Mo
     x = torch.rand(40, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     want = digital._jpeg(x, {"quality": 30.0}, FakeRNG(0))
     monkeypatch.setattr(digital, "_JPEG_MAX_ROWS", 3 * 48)  # 3 images of 16 + 2 bands per chunk
-    chunks = digital._chunks(40, 48, 16, digital._JPEG_MAX_ROWS)
+    chunks = digital._chunks(
+        40, 48, 16, pixels=digital._JPEG_PIXELS, max_rows=digital._JPEG_MAX_ROWS
+    )
     assert max(e - s for s, e in chunks) == 3
     torch.testing.assert_close(digital._jpeg(x, {"quality": 30.0}, FakeRNG(0)), want)
 

@@ -1,17 +1,18 @@
 """Recycled float32 output buffers for CPU corruptions.
 
 A fresh 38 MB output (64 RGB images of 224x224) costs a page fault and a zeroed page for every
-page on its first write: about 0.05 ms per image on a bare machine and several times that on a
-virtual machine whose freed memory goes back to the host. The memory-bound corruptions
-(pixelate, JPEG) spend 20-40% of their time there. :func:`empty` hands out arrays backed by a
-small pool of anonymous memory maps instead; a map returns to the pool when the last array or
-tensor that views it is garbage, and the next request of the same size reuses its warm pages.
+page on its first write. On the 2-core VM robustcv is developed on, filling a fresh array took
+0.072 ms per image against 0.016 ms for one already touched, and pixelate took 0.31-0.36 ms per
+image with fresh outputs against 0.20-0.23 ms with reused ones. :func:`empty` hands out arrays
+backed by a small pool of anonymous memory maps instead; a map returns to the pool when the last
+array or tensor that views it is garbage, and the next request of the same size reuses its warm
+pages.
 
 Safety does not depend on reference-count tricks: every lease is a numpy array over a new
 ``memoryview`` of the map, every numpy view and ``torch.from_numpy`` tensor made from the lease
 keeps that memoryview alive, and the map is reused only after the memoryview's finaliser has run
-(tested with a tensor of a slice as the only survivor). At most
-``MAX_FREE_BYTES`` of unused maps are kept; :func:`release` drops them all.
+(tested with a tensor of a slice as the only survivor). At most ``MAX_FREE_BYTES`` of unused
+maps are kept; :func:`release` drops them all.
 """
 
 from __future__ import annotations

@@ -27,14 +27,14 @@ float32 tensors in [0, 1]:
   equals the reference's RGB round trip of a grey image to within one grey level. On Linux the
   JPEG goes through an in-memory file with a descriptor (``memfd``), because Pillow encodes to
   such a file with the GIL released and to a ``BytesIO`` with it held.
-
-CPU outputs of pixelate and JPEG come from :mod:`robustcv.core.buffers` (recycled memory), and
-their worker threads from :mod:`robustcv.core.threads`.
 * **elastic_transform**: imagecorruptions' version, without HC's random affine step: uniform
   noise ``U(-d, d)``, ``d = max_shift * H``, per axis, smoothed by a Gaussian (``sigma * (H, W)``,
   truncated at 3 sigma, reflected borders), times ``alpha``, used as a displacement field for one
   bilinear ``grid_sample`` with reflected borders (scipy ``map_coordinates(order=1,
   mode='reflect')``).
+
+CPU outputs of pixelate and JPEG come from :mod:`robustcv.core.buffers` (recycled memory), and
+their worker threads from :mod:`robustcv.core.threads`.
 
 Parameter tables: ``imagenet-c`` holds the reference's values; ``cifar-10-c`` holds
 CIFAR-10-C's where the algorithms agree. Elastic is the exception: CIFAR-10-C used HC's affine
@@ -192,20 +192,16 @@ def _pixelate_torch(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
     return rows.index_select(-1, _nearest_index(lw, w).to(x.device))
 
 
-# Pillow calls on many small images spend most of their time in Python (argument handling,
-# plugin lookup, JPEG marker parsing) with the GIL held, so threads do not help. The CPU paths
-# below stack a chunk of images into one tall "mosaic" image per Pillow call instead: the C
-# loops then dominate, release the GIL and run in parallel on up to torch.get_num_threads()
-# threads. Chunks are bounded (about _MOSAIC_PIXELS pixels) so their buffers stay small and
-# cache-friendly.
-_MOSAIC_PIXELS = 400_000
-
-
+# CPU paths split a batch into chunks of whole images and run them on the shared worker pool
+# (robustcv.core.threads). JPEG stacks a chunk into one tall "mosaic" image per Pillow call:
+# Pillow's per-call Python work holds the GIL, so one call per image did not run in parallel.
+# pixelate's chunks are numpy work; larger chunks there mean fewer GIL hand-overs.
+_JPEG_PIXELS = 400_000
 _PIXELATE_PIXELS = 1_200_000
 
 
 def _chunks(
-    n_images: int, rows: int, cols: int, max_rows: int = 1 << 30, pixels: int = _MOSAIC_PIXELS
+    n_images: int, rows: int, cols: int, *, pixels: int, max_rows: int = 1 << 30
 ) -> list[tuple[int, int]]:
     """Split ``n_images`` into consecutive (start, stop) chunks of about ``pixels`` pixels."""
     per = max(1, min(pixels // max(rows * cols, 1), max_rows // max(rows, 1)))
@@ -271,8 +267,8 @@ def _pixelate_numpy(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
 
     Row groups, then column groups, are summed (a reshape for integer factors, index gathers
     otherwise) and scaled once; the nearest upscale repeats columns, then copies whole rows into
-    the output. Chunks of about two images keep the intermediates in the core's cache; the
-    output is written once. Float precision throughout, bit-identical whatever the batch.
+    the output. Chunks hold about 8 RGB 224x224 images (``_PIXELATE_PIXELS``); the output is
+    written once. Float precision throughout, bit-identical whatever the batch.
     """
     xn = x.detach().contiguous().numpy()
     b, ch, h, w = xn.shape
@@ -321,7 +317,6 @@ def _pixelate(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
 # many sizes), and nothing depends on the other images of the batch.
 _JPEG_BAND = 16
 _JPEG_MAX_ROWS = 65_000  # JPEG images are at most 65535 pixels high
-_JPEG_PIXELS = 400_000
 
 
 def _scratch_file() -> IO[bytes]:
@@ -421,7 +416,7 @@ def _jpeg(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
     chunks = (
         [(i, i + 1) for i in range(b)]
         if lone
-        else _chunks(b, unit, w, _JPEG_MAX_ROWS, pixels=_JPEG_PIXELS)
+        else _chunks(b, unit, w, pixels=_JPEG_PIXELS, max_rows=_JPEG_MAX_ROWS)
     )
     with _pillow_block_cache():
         _run_chunks(part, chunks)
