@@ -10,14 +10,14 @@ The names most users need are re-exported here::
 """
 
 from robustcv.attacks import attack, robust_accuracy
-from robustcv.audit import audit
+from robustcv.audit.engine import run_audit
 from robustcv.core import InputError, Model, RobustcvError, check_images, check_labels
 from robustcv.corruptions import corrupt, corruption_accuracy
 from robustcv.data import Dataset, load_dataset
-from robustcv.diagnostics import accuracy
+from robustcv.diagnostics.accuracy import accuracy
 from robustcv.models import load_model
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "Dataset",
@@ -27,7 +27,6 @@ __all__ = [
     "__version__",
     "accuracy",
     "attack",
-    "audit",
     "check_images",
     "check_labels",
     "corrupt",
@@ -35,4 +34,5 @@ __all__ = [
     "load_dataset",
     "load_model",
     "robust_accuracy",
+    "run_audit",
 ]

@@ -61,3 +61,17 @@ def fmnist_test():  # type: ignore[no-untyped-def]
     from robustcv.data import load_dataset
 
     return load_dataset("fashion-mnist", split="test")
+
+
+@pytest.fixture(scope="session")
+def tiny_audit(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real tiny audit with every default suite (tests/tiny_audit.py): its folder.
+
+    Tests must not modify the folder; copy it (``shutil.copytree``) to change results.
+    """
+    from tiny_audit import run_tiny_audit
+
+    base = tmp_path_factory.mktemp("tiny-audit")
+    res = run_tiny_audit(base)
+    assert res.path is not None
+    return res.path

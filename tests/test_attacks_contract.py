@@ -352,3 +352,32 @@ def test_l0_default_ensemble_and_sanity_checks_run() -> None:
     checks = {f.check: f for f in res.sanity}
     assert checks["fgsm-beats-pgd"].explanation.startswith("skipped")
     assert "large-budget" in checks
+
+
+def test_fgsm_random_start_and_step_knobs() -> None:
+    """fgsm's defaults are the plain one-step-of-eps attack; random_start + rel_step (FGSM-RS,
+    Wong et al. 2020) is seeded per sample, batch-size invariant and stays in the budget."""
+    model = _net()
+    x, y = _data(16)
+    plain = attack(model, x, y, "fgsm", eps=0.1)
+    explicit = attack(model, x, y, "fgsm", eps=0.1, random_start=False, rel_step=1.0)
+    assert torch.equal(plain.x_adv, explicit.x_adv)
+    assert plain.config["random_start"] is False and plain.config["rel_step"] == 1.0
+    half = attack(model, x, y, "fgsm", eps=0.1, rel_step=0.5)
+    assert torch.allclose(half.norms, plain.norms / 2)  # a step of 0.5 eps
+    for norm in ("linf", "l2"):
+        eps = EPS[norm]
+        rs = attack(model, x, y, "fgsm", eps=eps, norm=norm, random_start=True, rel_step=1.25)
+        assert bool((rs.norms <= eps * (1 + 1e-4) + 1e-6).all())
+        again = attack(model, x, y, "fgsm", eps=eps, norm=norm, random_start=True, rel_step=1.25)
+        other = attack(
+            model, x, y, "fgsm", eps=eps, norm=norm, random_start=True, rel_step=1.25, seed=1
+        )
+        assert torch.equal(rs.x_adv, again.x_adv) and not torch.equal(rs.x_adv, other.x_adv)
+        part = attack(model, x[5:], y[5:], "fgsm", eps=eps, norm=norm, random_start=True,
+                      rel_step=1.25)  # fmt: skip
+        assert torch.allclose(part.x_adv, rs.x_adv[5:], atol=1e-6)
+        assert not torch.equal(rs.x_adv, plain.x_adv)
+    for bad in (0.0, -1.0, None):
+        with pytest.raises(ValueError, match="rel_step must be"):
+            attack(model, x, y, "fgsm", eps=0.1, rel_step=bad)

@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_audit import PHOTOS, photos_npz, tiny_model, tiny_net
+from tiny_audit import TINY as TINY_CONFIG
 
 from robustcv.audit import AuditConfig, AuditResults, Store, parse_eps, run_audit
 from robustcv.audit.config import load_config_file, parse_suites
-from robustcv.audit.plan import AuditContext, Unit, pack, unpack
+from robustcv.audit.context import AuditContext
+from robustcv.audit.plan import Unit, pack, unpack
 from robustcv.audit.schema import SCHEMA_VERSION, read_results
 from robustcv.audit.suites.adversarial import eps_half
 from robustcv.cli.main import main
@@ -23,76 +26,22 @@ from robustcv.core.model import Model
 from robustcv.core.stats import binomial_ci
 from robustcv.models.architectures import SmallCNN
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
-TINY = {
-    "shard_size": 64,
-    "corruption": {
-        "n": 24,
-        "corruptions": ["mvh-contrast", "mvh-uniform-noise"],
-        "severities": [1, 3],
-    },
-    "adversarial": {
-        "n": 12,
-        "subset": 8,
-        "pilot_steps": 8,
-        "apgd_steps": 4,
-        "apgd_targets": 2,
-        "sanity_subset": 8,
-        "gradient_free_n": 6,
-        "hsj_queries": 200,
-        "square_queries": 50,
-    },
-    "calibration": {
-        "fit_n": 60,
-        "shift_n": 16,
-        "shift_corruptions": ["mvh-contrast", "mvh-uniform-noise"],
-        "shift_severities": [2, 4],
-    },
-    "ood": {"n": 24, "fit_n": 60},
-    "examples": {"n": 2, "corruptions": ["mvh-contrast"], "severity": 2},
-}
+TINY = TINY_CONFIG
 
 
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def rgb_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """32x32 RGB crops of four scikit-image sample photos; the label is the photo."""
-    import skimage.data
-
-    rng = np.random.default_rng(0)
-    xs: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    ys: dict[str, list[int]] = {"train": [], "test": []}
-    for label, name in enumerate(PHOTOS):
-        img = getattr(skimage.data, name)()[..., :3]
-        for split, count in (("train", 30), ("test", 18)):
-            for _ in range(count):
-                r = int(rng.integers(0, img.shape[0] - 32))
-                c = int(rng.integers(0, img.shape[1] - 32))
-                xs[split].append(img[r : r + 32, c : c + 32])
-                ys[split].append(label)
-    path = tmp_path_factory.mktemp("rgb") / "photos.npz"
-    np.savez(
-        path,
-        x_train=np.stack(xs["train"]),
-        y_train=np.array(ys["train"]),
-        x_test=np.stack(xs["test"]),
-        y_test=np.array(ys["test"]),
-        classes=np.array(list(PHOTOS)),
-    )
-    return path
+    return photos_npz(tmp_path_factory.mktemp("rgb") / "photos.npz")
 
 
 def _rgb_net(num_classes: int = 4, seed: int = 0) -> SmallCNN:
-    net = SmallCNN(in_channels=3, num_classes=num_classes, width=8, hidden=16, image_size=32)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-    return net
+    return tiny_net(num_classes, seed)
 
 
 def _rgb_model(num_classes: int = 4, seed: int = 0) -> Model:
-    return Model(_rgb_net(num_classes, seed), features="embed", name=f"tiny-rgb-{seed}")
+    return tiny_model(num_classes, seed)
 
 
 def _write(tmp_path: Path, cfg: dict) -> Path:

@@ -297,3 +297,30 @@ def test_temperature_scaling_on_fashion_mnist(fmnist_test) -> None:  # type: ign
     seen = load_dataset("fashion-mnist", split="train").subset(np.arange(2000))
     t_seen = fit_temperature(model.predict_logits(seen.x), seen.y)
     assert t_seen < t - 0.15  # fitted on training images: biased towards overconfidence
+
+
+def test_diagnostics_modules_are_not_hidden_by_functions() -> None:
+    import importlib
+    import types
+    import warnings
+
+    import robustcv
+    import robustcv.diagnostics as diagnostics
+    import robustcv.diagnostics.accuracy as accuracy_module
+    import robustcv.diagnostics.calibration as calibration_module
+
+    for module, name in ((accuracy_module, "accuracy"), (calibration_module, "calibration")):
+        assert isinstance(module, types.ModuleType)
+        assert module is importlib.import_module(f"robustcv.diagnostics.{name}")
+        assert getattr(diagnostics, name) is module
+        assert callable(getattr(module, name)) and name in diagnostics.__all__
+    assert calibration_module.calibration is calibration
+    assert robustcv.accuracy is accuracy_module.accuracy
+    # old code that called the package attribute still runs for one release, with a warning
+    logits, labels = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = diagnostics.calibration(logits, labels, n_boot=10)  # type: ignore[operator]
+    assert res.ece == calibration(logits, labels, n_boot=10).ece
+    assert caught[0].category is DeprecationWarning
+    assert "robustcv.diagnostics.calibration.calibration" in str(caught[0].message)

@@ -1,19 +1,27 @@
-"""`robustcv compare` (noise rule on hand-made numbers) and `robustcv check` (exit codes)."""
+"""`robustcv compare` (noise rule on hand-made numbers, CLI and HTML on two real tiny audits) and
+`robustcv check` (exit codes on hand-made numbers, and on a real tiny audit)."""
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from scipy.stats import chi2_contingency
+from tiny_audit import results_of, run_tiny_audit
 
 from robustcv.cli.main import main
 from robustcv.core.errors import InputError
-from robustcv.report._sample import sample_results
 from robustcv.report.check import check, parse_threshold, required_eps
-from robustcv.report.compare import compare, two_proportion_p, write_comparison_html
+from robustcv.report.compare import (
+    compare,
+    comparison_table,
+    two_proportion_p,
+    write_comparison_html,
+)
 
 
 def _acc(value: float, n: int, lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
@@ -108,25 +116,60 @@ def test_compare_marks_noise_on_hand_made_numbers() -> None:
     assert res.a_label == "m (A)" and res.b_label == "m (B)"  # same spec: told apart
 
 
-def test_compare_cli_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    a = _write(tmp_path / "a", sample_results(seed=0, model="zoo:<b>a</b>"))
-    b = _write(tmp_path / "b", sample_results(seed=1, clean_accuracy=0.8, robustness=0.1))
+def test_compare_cli_and_html(
+    tiny_audit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two real tiny audits of two models (random weights from seeds 0 and 2)."""
+    a = tmp_path / "a"
+    shutil.copytree(tiny_audit, a)
+    res_a = results_of(a)
+    res_a["model"]["spec"] = "zoo:<b>a</b>"
+    _write(a, res_a)
+    real_b = run_tiny_audit(tmp_path / "bb", seed=2)
+    assert real_b.path is not None
+    b = real_b.path
+    res_b = results_of(b)
     out = tmp_path / "cmp.html"
     assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
     text = capsys.readouterr().out
+    assert "A: zoo:<b>a</b>" in text and f"B: {res_b['model']['spec']}" in text
     assert "clean accuracy" in text and "delta (B-A)" in text and "within the noise" in text
-    assert "A better" in text  # 0.91 vs 0.80 on 990 images each
+    result = compare(a, b)
+    rows = {r.key: r for r in result.rows}
+    # clean accuracy: the two-proportion test on the counts of the two results
+    acc_a = res_a["suites"]["clean"]["accuracy"]
+    acc_b = res_b["suites"]["clean"]["accuracy"]
+    p = two_proportion_p(acc_a["value"], acc_a["n"], acc_b["value"], acc_b["n"])
+    assert rows["clean/accuracy"].p_value == pytest.approx(p)
+    assert rows["clean/accuracy"].within_noise is (p >= 0.05)
+    assert rows["clean/accuracy"].delta == pytest.approx(acc_b["value"] - acc_a["value"])
+    # each model's pilot sets its own eps grid: points at other eps are in one audit only
+    grid_a = res_a["suites"]["adversarial"]["norms"]["linf"]["eps"]
+    grid_b = res_b["suites"]["adversarial"]["norms"]["linf"]["eps"]
+    assert grid_a != grid_b
+    for e in grid_a:
+        key = f"adversarial/linf/acc@{e:g}"
+        assert key in (rows if e in grid_b else result.only_a), key
+    assert "in one audit only: A" in text
+    # the verdict of every row is printed; these two models differ beyond the noise somewhere
+    assert result.significant
+    lines = text.splitlines()
+    for label, _, _, _, verdict in comparison_table(result)[1]:
+        assert any(line.startswith(label + " ") and verdict in line for line in lines), label
+    assert "A better" in text or "B better" in text
     html = out.read_text()
     assert "<b>a</b>" not in html and "&lt;b&gt;a&lt;/b&gt;" in html
     assert (
         "<script" not in html
         and "http:" not in html
         and "https:" not in html
-        and "data:image/png;base64," in html
+        and "data:image/png;base64," in html  # both robust-accuracy curves
     )
+    assert f"({len(result.only_a)} in A, {len(result.only_b)} in B)" in html
     assert main(["compare", str(a), str(b), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["rows"][0]["key"] == "clean/accuracy" and "rule" in payload
+    assert len(payload["rows"]) == len(result.rows)
     assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
 
 
@@ -275,5 +318,61 @@ def test_threshold_parsing_and_required_eps() -> None:
     assert parse_threshold("min-robust-acc", "0.5@2:0.5").norm_eps == ("l2", 0.5)
     with pytest.raises(InputError, match="empty qualifier"):
         parse_threshold("max-ece", "0.1@")
-    with pytest.raises(InputError, match="eps must be positive"):
+    with pytest.raises(InputError, match="eps must be a positive number"):
         parse_threshold("min-robust-acc", "0.1@linf:0")
+
+
+def test_check_on_a_real_audit(tiny_audit: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Thresholds just below / above the numbers of a real tiny audit pass / fail."""
+    res = results_of(tiny_audit)
+    suites = res["suites"]
+
+    def below(v: float) -> str:
+        return f"{math.floor(v * 1e4) / 1e4:.4f}"
+
+    acc = suites["clean"]["accuracy"]["value"]
+    linf = suites["adversarial"]["norms"]["linf"]
+    eps, robust = linf["eps"][0], linf["accuracy"][0]["value"]
+    assert robust > 0  # a threshold above 0 can pass
+    ece = suites["calibration"]["after"]["ece"]["value"]
+    sets = suites["ood"]["sets"]
+    auroc = sets["pixel-permuted"]["methods"]["mahalanobis"]["auroc"]["value"]
+    corr = suites["corruption"]
+    worst = corr["corruptions"][0]
+    drop = corr["clean_accuracy"]["value"] - corr["per_corruption_mean"][worst]["value"]
+    argv = ["check", str(tiny_audit), "--min-acc", below(acc)]
+    argv += ["--min-robust-acc", f"{below(robust)}@linf:{eps:g}"]
+    argv += [
+        "--max-ece",
+        f"{ece + 1e-4:.4f}@after",
+        "--min-auroc",
+        f"{below(auroc)}@pixel-permuted/mahalanobis",
+    ]
+    argv += [f"--max-corruption-drop={drop + 1e-4:.4f}@{worst}"]  # may be negative
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("PASS") == 5 and "all 5 checks passed" in out
+    assert f"clean accuracy: {acc:.4f}" in out
+    assert f"linf robust accuracy at eps {eps:g}: {robust:.4f}" in out
+    # just above the clean accuracy, and the best AUROC for every (set, score) pair: all but
+    # the best pair fail, each named
+    aurocs = {
+        (set_name, m): r["auroc"]["value"]
+        for set_name, s in sets.items()
+        for m, r in s["methods"].items()
+    }
+    limit = math.floor(max(aurocs.values()) * 1e6) / 1e6
+    argv = ["check", str(tiny_audit), "--min-acc", f"{acc + 1e-3:.4f}"]
+    argv += ["--min-auroc", f"{limit:.6f}"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    fails = [line for line in out.splitlines() if line.startswith("FAIL")]
+    below_limit = [k for k, v in aurocs.items() if v < limit]
+    assert 0 < len(below_limit) < len(aurocs)
+    assert len(fails) == 1 + len(below_limit)
+    for set_name, m in below_limit:
+        assert any(f"AUROC {set_name} ({m}): " in line for line in fails), (set_name, m)
+    assert f"{len(fails)} of {1 + len(aurocs)} checks failed" in out
+    # an eps that is not in the pilot-derived grid names the fix
+    assert main(["check", str(tiny_audit), "--min-robust-acc", "0.1@linf:0.3"]) == 2
+    assert "re-run 'robustcv audit' with --eps linf:0.3" in capsys.readouterr().err

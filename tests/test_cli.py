@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -16,15 +15,21 @@ import torch
 from safetensors.torch import save_file
 
 import robustcv
-from robustcv.cli.main import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main, parse_preprocess
+import robustcv.cli.listing as listing
+import robustcv.diagnostics.accuracy as acc_mod
+from robustcv.cli._common import parse_preprocess
+from robustcv.cli.main import (
+    COMMANDS,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    main,
+)
 from robustcv.core.errors import InputError
 from robustcv.data.dataset import ArraySource, Dataset
 from robustcv.diagnostics.accuracy import accuracy
 from robustcv.models import build_architecture, load_model, load_weights
-
-# the packages re-export functions named like their modules; fetch the modules themselves
-cli = importlib.import_module("robustcv.cli.main")
-acc_mod = importlib.import_module("robustcv.diagnostics.accuracy")
 
 
 @pytest.fixture(autouse=True)
@@ -119,6 +124,80 @@ def test_python_m_robustcv_version() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"robustcv {robustcv.__version__}"
+
+
+def _console_script() -> list[str]:
+    """The installed ``robustcv`` script next to this Python, else ``python -m robustcv``."""
+    script = Path(sys.executable).with_name("robustcv")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "robustcv"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "codes"),
+    [
+        (["list", "--json"], {EXIT_BROKEN_PIPE}),
+        (["list", "corruptions"], {EXIT_BROKEN_PIPE}),
+        (["--help"], {EXIT_OK}),  # argparse drops a failed write of the help itself
+    ],
+)
+def test_closed_pipe_exits_quietly(argv: list[str], codes: set[int]) -> None:
+    """``robustcv list --json | head -c 20``: no traceback, no 'internal error', exit 141."""
+    proc = subprocess.Popen(
+        [*_console_script(), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before the first byte is written
+    err = proc.stderr.read().decode()
+    code = proc.wait(timeout=120)
+    assert code in codes, err
+    assert err == "", err
+
+
+def test_closed_pipe_after_some_output() -> None:
+    """Like ``| head -c 20``: read a little, then close; whatever the timing, it ends quietly."""
+    proc = subprocess.Popen(
+        [*_console_script(), "list", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(20).startswith(b"{")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (EXIT_OK, EXIT_BROKEN_PIPE), err
+    assert err == "", err
+
+
+def test_broken_pipe_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def closed(args: Any) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(listing, "run", closed)
+    code, _, err = run(["list"], capsys)
+    assert code == EXIT_BROKEN_PIPE and err == ""
+
+
+def test_attack_help_names_the_real_default_ensemble(capsys: pytest.CaptureFixture[str]) -> None:
+    from robustcv.attacks.ensemble import DEFAULT_ENSEMBLE, default_ensemble
+
+    with pytest.raises(SystemExit):
+        main(["attack", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for norm in ("linf", "l2", "l1", "l0"):
+        assert ", ".join(name for name, _ in default_ensemble(norm)) in out
+    assert all(name in out for name, _ in DEFAULT_ENSEMBLE)
+
+
+def test_commands_import_common_not_main() -> None:
+    import ast
+
+    for path in sorted((Path(robustcv.__file__).parent / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and path.name != "__init__.py":
+                assert node.module != "robustcv.cli.main", f"{path.name} imports cli.main"
+    names = [m.NAME for m in COMMANDS]
+    assert names == ["list", "eval", "attack", "train", "data", "corrupt", "audit", "compare",
+                     "check", "report"]  # fmt: skip
 
 
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -337,7 +416,7 @@ def test_internal_error_exits_3(
     def boom(args: Any) -> int:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(cli, "_cmd_list", boom)
+    monkeypatch.setattr(listing, "run", boom)
     code, _, err = run(["list"], capsys)
     assert code == EXIT_INTERNAL
     assert "Traceback" in err and "RuntimeError: kaboom" in err

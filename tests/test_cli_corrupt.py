@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from robustcv.cli.corrupt import corruption_rows, parse_size
+from robustcv.cli._common import parse_size
+from robustcv.cli.corrupt import corruption_rows
 from robustcv.cli.main import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main
 from robustcv.core.errors import InputError
 from robustcv.corruptions import CORRUPTIONS, corrupt
@@ -141,12 +142,12 @@ def test_corrupt_default_severities_are_all_levels(
 def test_corrupt_interrupted(
     tmp_path: Path, data: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import robustcv.corruptions as corruptions_pkg
+    import robustcv.corruptions.dataset as writer_module
 
     def stop(*args: Any, **kwargs: Any) -> torch.Tensor:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(corruptions_pkg, "corrupt", stop)
+    monkeypatch.setattr(writer_module, "corrupt", stop)
     code, _, err = run(["corrupt", "--data", data, "--out", str(tmp_path / "o"),
                         "--corruptions", SHIFT, "--quiet"], capsys)  # fmt: skip
     assert code == EXIT_INTERNAL

@@ -15,22 +15,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import robustcv.corruptions as corruptions_pkg
+import robustcv.corruptions.dataset as writer_module
 from robustcv.core.errors import DataNotFoundError, InputError
-from robustcv.corruptions import CORRUPTIONS, corrupt
+from robustcv.core.names import BENCHMARK_CORRUPTIONS, HELD_OUT_CORRUPTIONS
+from robustcv.corruptions import CORRUPTIONS, corrupt, select_corruptions, write_corrupted
 from robustcv.corruptions.base import CorruptionDef, register_corruption
+from robustcv.corruptions.dataset import class_folder_names, to_uint8
+from robustcv.corruptions.selection import parse_severities
 from robustcv.data import Dataset, load_dataset
 from robustcv.data.cifar import CIFAR10_CLASSES
 from robustcv.data.corrupted import (
     MANIFEST_NAME,
     available_corruptions,
-    class_folder_names,
     detect_c_format,
     parse_c_spec,
-    parse_severities,
-    select_corruptions,
-    to_uint8,
-    write_corrupted,
 )
 from robustcv.data.folder import sorted_class_names
 
@@ -161,13 +159,38 @@ def test_select_corruptions(fakes: None) -> None:
     mvh = select_corruptions("mvh")
     assert MVH in mvh and all(CORRUPTIONS.get(n).family == "mvh" for n in mvh)
     bench = select_corruptions("benchmark")
-    assert SHIFT in bench and NOISE not in bench and MVH not in bench
-    assert NOISE in select_corruptions("held-out")
+    # ImageNet-C's 15 in their canonical order, then registered ones flagged benchmark
+    assert bench == [*BENCHMARK_CORRUPTIONS, SHIFT]
+    assert select_corruptions("held_out") == [*HELD_OUT_CORRUPTIONS, NOISE]
+    everything = [*bench, *HELD_OUT_CORRUPTIONS, NOISE]
+    assert select_corruptions("all") == select_corruptions("imagenet-c") == everything
     assert MVH not in select_corruptions("all")
+    assert select_corruptions(["fog", "benchmark"])[:2] == ["fog", "gaussian_noise"]
+    with pytest.raises(InputError, match="'fog' twice"):
+        select_corruptions("fog,benchmark", on_repeat="error")
     with pytest.raises(InputError, match="did you mean"):
         select_corruptions("ztest_shfit")
     with pytest.raises(InputError, match="no corruptions"):
         select_corruptions(" , ")
+
+
+def test_benchmark_flags_agree_with_the_name_lists() -> None:
+    """The registry's ``benchmark`` flag and core's lists say the same (both feed the groups)."""
+    flagged = {e.name for e in CORRUPTIONS if e.obj.family != "mvh" and e.obj.benchmark}
+    held = {e.name for e in CORRUPTIONS if e.obj.family != "mvh" and not e.obj.benchmark}
+    assert flagged == set(BENCHMARK_CORRUPTIONS) and held == set(HELD_OUT_CORRUPTIONS)
+
+
+def test_old_writer_locations_warn_and_still_work() -> None:
+    import robustcv.data
+    import robustcv.data.corrupted
+
+    for module in (robustcv.data, robustcv.data.corrupted):
+        with pytest.warns(DeprecationWarning, match="use robustcv.corruptions.write_corrupted"):
+            assert module.write_corrupted is write_corrupted
+        assert "write_corrupted" not in module.__all__
+    with pytest.warns(DeprecationWarning, match="robustcv.corruptions.select_corruptions"):
+        assert robustcv.data.corrupted.select_corruptions is select_corruptions
 
 
 # ----------------------------------------------------------------------------- round trips
@@ -275,7 +298,7 @@ class Killed(Exception):
 
 def _counting(monkeypatch: pytest.MonkeyPatch, kill_at: int | None) -> list[str]:
     calls: list[str] = []
-    real: Callable[..., torch.Tensor] = corruptions_pkg.corrupt
+    real: Callable[..., torch.Tensor] = writer_module.corrupt
 
     def wrapper(x: torch.Tensor, name: str, severity: int, **kw: Any) -> torch.Tensor:
         calls.append(name)
@@ -283,7 +306,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch, kill_at: int | None) -> list[str]
             raise Killed
         return real(x, name, severity, **kw)
 
-    monkeypatch.setattr(corruptions_pkg, "corrupt", wrapper)
+    monkeypatch.setattr(writer_module, "corrupt", wrapper)
     return calls
 
 

@@ -16,10 +16,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from robustcv.attacks import attack
 from robustcv.core.errors import GradientUnavailableError, InputError
 from robustcv.core.model import Model
 from robustcv.models import OnnxNet, load_model, load_weights, read_state_dict
-from robustcv.training.attacks import pgd_linf
 
 
 @pytest.fixture(autouse=True)
@@ -210,9 +210,9 @@ def test_onnx_refuses_input_gradients(tmp_path: Path) -> None:
     assert "gradient" in msg and "m.onnx" in msg and "ONNX" in msg
     with pytest.raises(GradientUnavailableError, match="PGD"):
         model.require_gradients("the PGD attack")
-    # an attack that needs gradients fails with the same clear error
-    with pytest.raises(GradientUnavailableError):
-        pgd_linf(model, _images(4), torch.zeros(4, dtype=torch.long), eps=0.1, alpha=0.05, steps=2)
+    # an attack that needs gradients is refused up front, naming the attacks that work
+    with pytest.raises(InputError, match=r"needs input gradients.*square"):
+        attack(model, _images(4), torch.zeros(4, dtype=torch.long), "pgd", eps=0.1, steps=2)
     # without gradients it still works
     assert model(_images(4)).shape == (4, 5)
 

@@ -1,4 +1,5 @@
-"""The HTML audit report: content, escaping of user text, self-containment, missing suites."""
+"""The HTML audit report on the output of a real tiny audit (tests/tiny_audit.py): content,
+escaping of user text, self-containment, missing suites, odd results."""
 
 from __future__ import annotations
 
@@ -6,57 +7,92 @@ import base64
 import copy
 import io
 import json
+import math
 import re
+import shutil
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import escape
 from PIL import Image
+from tiny_audit import TINY, results_of, run_tiny_audit
 
+from robustcv.audit import plots
+from robustcv.audit.schema import load_results
+from robustcv.audit.suite import est_view, fmt
+from robustcv.audit.suites import examples as examples_suite
+from robustcv.audit.suites.adversarial import eps_half, find_eps
 from robustcv.cli.main import main
 from robustcv.core.errors import InputError
-from robustcv.report import html as report_html
-from robustcv.report import plots, render_report, write_report
-from robustcv.report._results import Estimate, curve_eps_half, eps_half, find_eps, load_results
-from robustcv.report._sample import sample_results, write_sample_audit
+from robustcv.core.stats import Estimate
+from robustcv.report import render_report, write_report
+from robustcv.report.compare import headline_metrics
 
 HOSTILE = [
     "<script>alert(1)</script>",
     '"><img src=x onerror=alert(1)>',
     "T-shirt & top",
     "$\\alpha$ 'quote'",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "</style><script>alert(2)</script>",
-]
+]  # the tiny audit's data has four classes (four photos)
 HOSTILE_MODEL = 'zoo:x"><script>alert(3)</script>'
+HOSTILE_CORRUPTION = "<b onmouseover=alert(4)>fog</b>"
+HOSTILE_OOD_SET = "<svg onload=alert(5)>"
+FIGURES = 9  # confusion, heatmap, curves, histogram, reliability, shift, one per OOD set (3)
 
 
-def _hostile_results() -> dict[str, Any]:
-    res = sample_results(class_names=HOSTILE, model=HOSTILE_MODEL)
+def _write_results(folder: Path, res: dict[str, Any]) -> None:
+    (folder / "results.json").write_text(json.dumps(res), encoding="utf-8")
+
+
+def _hostile_text(res: dict[str, Any]) -> dict[str, Any]:
+    """Put hostile text where the audit copies names it does not control (on a copy)."""
+    res = copy.deepcopy(res)
     corr = res["suites"]["corruption"]
-    corr["table"]["<b onmouseover=alert(4)>fog</b>"] = corr["table"].pop("fog")
-    corr["per_corruption_mean"]["<b onmouseover=alert(4)>fog</b>"] = corr[
-        "per_corruption_mean"
-    ].pop("fog")
-    ood = res["suites"]["ood"]["sets"]
-    ood["<svg onload=alert(5)>"] = ood.pop("inverted")
+    old = corr["corruptions"][0]
+    for key in ("table", "per_corruption_mean"):
+        corr[key] = {HOSTILE_CORRUPTION if k == old else k: v for k, v in corr[key].items()}
+    for key in ("corruptions", "worst"):
+        corr[key] = [HOSTILE_CORRUPTION if k == old else k for k in corr[key]]
+    sets = res["suites"]["ood"]["sets"]
+    res["suites"]["ood"]["sets"] = {
+        HOSTILE_OOD_SET if k == "inverted" else k: v for k, v in sets.items()
+    }
     res["skipped"]["ood/odin"] = "<iframe src=javascript:alert(6)>"
     res["config"]["data"] = "folder:/data/<script>alert(7)</script>"
     res["examples"][0]["condition"] = "<script>alert(8)</script>"
+    res["notes"] = ["</style><script>alert(2)</script>"]
     return res
 
 
+@dataclass
+class Audit:
+    folder: Path
+    results: dict[str, Any]
+    html: str
+
+
 @pytest.fixture(scope="module")
-def audit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    folder = write_sample_audit(tmp_path_factory.mktemp("audit"), class_names=HOSTILE)
-    (folder / "results.json").write_text(json.dumps(_hostile_results()), encoding="utf-8")
+def audit(tmp_path_factory: pytest.TempPathFactory) -> Audit:
+    """A real tiny audit with hostile class and model names, plus hostile text injected."""
+    real = run_tiny_audit(
+        tmp_path_factory.mktemp("hostile"), classes=HOSTILE, model_name=HOSTILE_MODEL
+    )
+    assert real.path is not None
+    folder = real.path
+    res = _hostile_text(results_of(folder))
+    _write_results(folder, res)
     out = write_report(folder)
-    return folder, out.read_text(encoding="utf-8")
+    return Audit(folder, res, out.read_text(encoding="utf-8"))
+
+
+@pytest.fixture()
+def fake_plots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replace every plot by a tiny fake image (the tests of structure do not need them)."""
+    for name in plots.__all__:
+        monkeypatch.setattr(plots, name, lambda *a, **k: "data:image/png;base64,AAAA")
 
 
 class _Collector(HTMLParser):
@@ -78,73 +114,162 @@ def _parse(html: str) -> _Collector:
     return c
 
 
-def test_report_written_next_to_results(audit: tuple[Path, str]) -> None:
-    folder, html = audit
-    assert (folder / "report.html").is_file()
-    assert html.startswith("<!DOCTYPE html>")
+def _section(html: str, name: str) -> str:
+    body = html[html.index(f'<section id="{name}">') :]
+    return body[: body.index("</section>")]
 
 
-def test_report_has_every_section(audit: tuple[Path, str]) -> None:
-    _, html = audit
+def _fired(res: dict[str, Any]) -> list[dict[str, Any]]:
+    adv = res["suites"].get("adversarial") or {}
+    found = [f for f in adv.get("sanity") or [] if f.get("fired")]
+    for nr in (adv.get("norms") or {}).values():
+        found += [f for f in nr.get("sanity") or [] if f.get("fired")]
+    return found
+
+
+def test_the_hostile_names_reached_the_results(audit: Audit) -> None:
+    # the hostile class and model names went through the real audit, not an edit afterwards
+    assert audit.results["data"]["class_names"] == HOSTILE
+    assert audit.results["model"]["spec"] == HOSTILE_MODEL
+    assert list(audit.results["suites"]["clean"]["per_class"]) == HOSTILE
+    assert {ex["label"] for ex in audit.results["examples"]} <= set(HOSTILE)
+
+
+def test_report_written_next_to_results(audit: Audit) -> None:
+    assert (audit.folder / "report.html").is_file()
+    assert audit.html.startswith("<!DOCTYPE html>")
+
+
+def test_report_has_every_section(audit: Audit) -> None:
+    html = audit.html
     ids = _parse(html).ids
     for section in ("summary", "warnings", "clean", "corruption", "adversarial", "calibration"):
         assert section in ids
     for section in ("ood", "examples", "config", "skipped"):
         assert section in ids
+    adv = audit.results["suites"]["adversarial"]
+    budgets = adv["norms"]["linf"]["budgets"]
     for phrase in (
         "Where the model breaks",
         "Worst corruptions",
         "Eps at which accuracy halves",
         "Calibration gap",
         "Weakest OOD case",
-        "black-box-beats-white-box",  # the fired sanity check, in the alert box
-        "run --strength full",  # its action
+        "black-box-beats-white-box",  # a sanity check, in the per-norm table
         "apgd-ce",  # the ensemble
-        "steps=100",  # its budgets
-        "N = 300",  # attacked images
+        f"steps={TINY['adversarial']['apgd_steps']}",  # its budgets
+        f"n_targets={budgets['apgd-t']['n_targets']}",
+        f"N = {adv['n']} images attacked",
+        f"fmn(steps={TINY['adversarial']['pilot_steps']}) on N = {adv['n_pilot']}",  # the pilot
         "reliability diagrams",
+        "Calibration under shift",
         "Convention:",
         "FPR@95%TPR",
     ):
         assert phrase in html, phrase
+    for section in ("clean", "corruption", "adversarial", "calibration", "ood"):
+        assert "not run" not in _section(html, section), section
     # every figure is there: confusion, heatmap, curves, histogram, reliability, shift, 3 OOD
     figures = [a for t, a in _parse(html).tags if t == "img" and ("class", "fig") in a]
-    assert len(figures) == 9
+    assert len(figures) == FIGURES == 6 + len(audit.results["suites"]["ood"]["sets"])
 
 
-def test_summary_names_the_worst_cases(audit: tuple[Path, str]) -> None:
-    _, html = audit
-    res = _hostile_results()
-    means = res["suites"]["corruption"]["per_corruption_mean"]
-    worst = min(means, key=lambda k: means[k]["value"])
-    summary = html[html.index('id="summary"') : html.index('id="clean"')]
-    shown = report_html._est(means[worst])
-    assert shown is not None and shown["value"] in summary
+def test_summary_names_the_worst_cases(audit: Audit) -> None:
+    res, html = audit.results, audit.html
+    summary = html[html.index('id="summary"') : html.index('<section id="clean">')]
+    clean = est_view(res["suites"]["clean"]["accuracy"])
+    assert clean is not None and f'{clean["value"]}<span class="ci">{clean["ci"]}' in summary
+    # worst corruptions, worst first, and the worst single cell
+    corr = res["suites"]["corruption"]
+    means = corr["per_corruption_mean"]
+    ranked = sorted(means, key=lambda k: means[k]["value"])
+    positions = [summary.index(f"<tr><td>{escape(name)}") for name in ranked[:3]]
+    assert positions == sorted(positions)
+    for name in ranked[:3]:
+        shown = est_view(means[name])
+        assert shown is not None and shown["ci"] in summary
+    cells = [
+        (est["value"], name, sev)
+        for name, row in corr["table"].items()
+        for sev, est in sorted(row.items(), key=lambda kv: int(kv[0]))
+    ]
+    worst = min(cells, key=lambda c: c[0])
+    assert f"worst single cell: {escape(worst[1])} at severity {worst[2]}" in summary
+    # the weakest OOD case
     aurocs = [
         (m["auroc"]["value"], s, name)
         for s, sres in res["suites"]["ood"]["sets"].items()
         for name, m in sres["methods"].items()
     ]
-    value, _, method = min(aurocs)
-    assert f"{value:.3f}" in summary and method in summary
-    half = eps_half(res, "linf")
-    assert half is not None and f"{half:.4g}" in summary
+    value, set_name, method = min(aurocs)
+    assert f"{escape(set_name)} with {method}" in summary and f"{value:.3f}" in summary
+    # eps at half accuracy: the stored value is the interpolation of the stored curve
+    for nr in res["suites"]["adversarial"]["norms"].values():
+        half = eps_half(
+            nr["eps"], [a["value"] for a in nr["accuracy"]], nr["clean_accuracy"]["value"]
+        )
+        if half is None:
+            assert nr["eps_half"] is None and "not reached" in summary
+        else:
+            assert half == pytest.approx(nr["eps_half"]) and f"{half:.4g}" in summary
+    # calibration: ECE before and after
+    cal = res["suites"]["calibration"]
+    for when in ("before", "after"):
+        shown = est_view(cal[when]["ece"])
+        assert shown is not None and f'{shown["value"]}<span class="ci">{shown["ci"]}' in summary
+    assert f"T = {fmt(cal['temperature'], 3)}" in summary
 
 
-def test_fired_warning_is_prominent(audit: tuple[Path, str]) -> None:
-    _, html = audit
+def test_quiet_sanity_checks_and_a_fired_one(audit: Audit, fake_plots: None) -> None:
+    # the real audit: what its sanity checks found is what the summary says
+    fired = _fired(audit.results)
+    if fired:
+        assert f"{len(fired)} sanity check" in audit.html
+    else:
+        assert (
+            "No sanity check fired (gradient masking" in audit.html
+            and 'class="alert"' not in audit.html
+        )
+    # a fired check (the tiny audit fires none) is shown above everything, with its action
+    res = copy.deepcopy(audit.results)
+    linf = res["suites"]["adversarial"]["norms"]["linf"]
+    check = next(f for f in linf["sanity"] if f["check"] == "black-box-beats-white-box")
+    check.update(
+        fired=True,
+        message="noise broke 3 samples the ensemble missed",
+        action="run --strength full and inspect the gradients",
+    )
+    html = render_report(res, folder=audit.folder)
     alert = html.index('class="alert"')
-    assert alert < html.index('id="clean"')
-    assert "1 sanity check fired" in html
+    assert alert < html.index('<div class="cards">') < html.index('<section id="clean">')
+    box = html[alert : html.index("</div>", alert)]
+    assert f"{len(fired) + 1} sanity check{'s' if fired else ''} fired" in box
+    assert "black-box-beats-white-box" in box and "(adversarial linf)" in box
+    assert "noise broke 3 samples" in box
+    assert "What to do: run --strength full and inspect the gradients" in box
+    n_fired = sum(bool(f["fired"]) for f in linf["sanity"])
+    per_norm = f"sanity checks ({n_fired} of {len(linf['sanity'])} fired)"
+    assert per_norm in _section(html, "adversarial")
 
 
-def test_hostile_text_is_escaped(audit: tuple[Path, str]) -> None:
-    _, html = audit
+def test_hostile_text_is_escaped(audit: Audit) -> None:
+    html = audit.html
     assert "<script" not in html.lower()
     assert "<img src=x" not in html and "<iframe" not in html and "<svg" not in html
     assert "<b onmouseover" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "T-shirt &amp; top" in html and "$\\alpha$ &#39;quote&#39;" in html
+    for text in (
+        HOSTILE_MODEL,
+        HOSTILE_CORRUPTION,
+        HOSTILE_OOD_SET,
+        "<iframe src=javascript:alert(6)>",
+        "<script>alert(8)</script>",
+        "</style><script>alert(2)</script>",
+    ):
+        assert str(escape(text)) in html, text  # shown, escaped
+    assert "folder:/data/&lt;script&gt;alert(7)&lt;/script&gt;" in html  # in the config JSON
     allowed = {
         "html", "head", "meta", "title", "style", "body", "header", "nav", "a", "h1", "h2", "h3",
         "section", "div", "span", "p", "ul", "li", "b", "i", "table", "tr", "th", "td", "img",
@@ -160,8 +285,8 @@ def test_hostile_text_is_escaped(audit: tuple[Path, str]) -> None:
                 assert value is not None and value.startswith("#")
 
 
-def test_report_is_self_contained(audit: tuple[Path, str]) -> None:
-    _, html = audit
+def test_report_is_self_contained(audit: Audit) -> None:
+    html = audit.html
     lower = html.lower()
     assert "http://" not in lower and "https://" not in lower and "file:" not in lower
     assert "<link" not in lower and "@import" not in lower and "url(" not in lower
@@ -170,38 +295,63 @@ def test_report_is_self_contained(audit: tuple[Path, str]) -> None:
     assert len(html.encode()) < 2_000_000
 
 
-def test_embedded_images_decode(audit: tuple[Path, str]) -> None:
-    _, html = audit
-    uris = re.findall(r'src="data:image/(png|jpeg);base64,([^"]+)"', html)
-    assert len(uris) == 9 + 18  # figures + example images
+def test_embedded_images_decode(audit: Audit) -> None:
+    uris = re.findall(r'src="data:image/(png|jpeg);base64,([^"]+)"', audit.html)
+    n_examples = len(audit.results["examples"])
+    assert n_examples == 3 * TINY["examples"]["n"]  # clean, corrupted, adversarial
+    assert len(uris) == FIGURES + n_examples
     for _, payload in uris:
         with Image.open(io.BytesIO(base64.b64decode(payload))) as img:
             img.load()
             assert img.size[0] > 10 and img.size[1] > 10
+    # each example file of the audit is embedded as it was written
+    for ex in audit.results["examples"]:
+        data = base64.b64encode((audit.folder / ex["file"]).read_bytes()).decode("ascii")
+        assert f'src="data:image/png;base64,{data}"' in audit.html, ex["file"]
 
 
-def test_every_estimate_shows_n_and_interval(audit: tuple[Path, str]) -> None:
-    _, html = audit
+def test_every_estimate_shows_n_and_interval(audit: Audit) -> None:
+    html = audit.html
     spans = re.findall(
         r'<span class="est">(.*?)</span></span>|<span class="est">([^<]*)</span>', html
     )
-    assert len(spans) > 100
+    assert len(spans) > 50
     with_ci = [s for s in spans if s[0]]
+    assert len(with_ci) > 50
     assert all('class="ci"' in s[0] and "N=" in s[0] for s in with_ci)
     # accuracies of the clean suite carry the Clopper-Pearson interval of the results
-    acc = _hostile_results()["suites"]["clean"]["accuracy"]
+    acc = audit.results["suites"]["clean"]["accuracy"]
     assert f"[{acc['low']:.3f}, {acc['high']:.3f}]" in html and f"N={acc['n']}" in html
+    # so does every robust-accuracy point
+    for norm, nr in audit.results["suites"]["adversarial"]["norms"].items():
+        section = _section(html, "adversarial")
+        section = section[section.index(f"<h3>{norm}</h3>") :]
+        for e, a in zip(nr["eps"], nr["accuracy"], strict=True):
+            shown = est_view(a)
+            assert shown is not None
+            row = (
+                f'<tr><td class="num">{e:g}</td><td><span class="est">{shown["value"]}'
+                f'<span class="ci">{shown["ci"]}</span><span class="n">N={a["n"]}</span>'
+            )
+            assert row in section, (norm, e)
 
 
 def test_missing_suites_render_as_not_run(tmp_path: Path) -> None:
-    folder = write_sample_audit(tmp_path, suites=("clean",))
-    html = write_report(folder).read_text(encoding="utf-8")
+    real = run_tiny_audit(tmp_path, suites=("clean",))
+    assert real.path is not None
+    assert sorted(results_of(real.path)["suites"]) == ["clean"]
+    html = write_report(real.path).read_text(encoding="utf-8")
+    assert "not run" not in _section(html, "clean")
     for section in ("corruption", "adversarial", "calibration", "ood"):
-        body = html[html.index(f'<section id="{section}">') :]
-        body = body[: body.index("</section>")]
-        assert "not run" in body, section
-    assert "not requested (--suites)" in html
-    assert "Worst corruptions" not in html and "No sanity check fired" in html
+        assert "not run" in _section(html, section), section
+    assert html.count("not requested (--suites)") == 4
+    assert "Worst corruptions" not in html and "Calibration gap" not in html
+    assert "Eps at which accuracy halves" not in html and "Weakest OOD case" not in html
+    assert "Clean accuracy</h3>" in html and "No sanity check fired" in html
+    # no adversarial suite: only clean and corrupted example images
+    examples = _section(html, "examples")
+    assert "<h3>clean</h3>" in examples and "<h3>corrupted</h3>" in examples
+    assert "<h3>adversarial</h3>" not in examples
 
 
 def test_empty_results_render() -> None:
@@ -209,81 +359,122 @@ def test_empty_results_render() -> None:
     assert html.count("not run") >= 5 and "no example images" in html
 
 
-def test_missing_and_outside_examples_are_not_embedded(tmp_path: Path) -> None:
+def test_missing_and_outside_examples_are_not_embedded(tiny_audit: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.png"
     Image.new("L", (8, 8), 255).save(secret)
     folder = tmp_path / "audit"
-    res = sample_results(suites=("clean",))
+    shutil.copytree(tiny_audit, folder)
+    res = results_of(folder)
+    res["suites"] = {"clean": res["suites"]["clean"]}
+    real_file = res["examples"][0]["file"]
+    assert (folder / real_file).is_file()
     res["examples"] = [
         {"kind": "clean", "file": "../secret.png", "label": "a", "prediction": "a"},
         {"kind": "clean", "file": "examples/none.png", "label": "a", "prediction": "b"},
         {"kind": "clean", "file": str(secret), "label": "a", "prediction": "a"},
+        {"kind": "clean", "file": real_file, "label": "a", "prediction": "a"},
     ]
-    folder.mkdir()
-    (folder / "results.json").write_text(json.dumps(res))
+    _write_results(folder, res)
     html = write_report(folder).read_text()
     assert html.count(">missing</div>") == 3
-    assert html.count("data:image/png") == 1  # only the confusion matrix
+    assert html.count("data:image/png") == 2  # the confusion matrix and the real example
+    assert base64.b64encode(secret.read_bytes()).decode("ascii") not in html
 
 
-def test_large_example_images_are_downscaled(tmp_path: Path) -> None:
-    res = sample_results(suites=())
+def test_large_example_images_are_downscaled(tiny_audit: Path, tmp_path: Path) -> None:
+    res = results_of(tiny_audit)
+    res["suites"] = {}
     res["examples"] = [{"kind": "clean", "file": "big.png", "label": "x", "prediction": "x"}]
     Image.effect_noise((1000, 800), 60).convert("RGB").save(tmp_path / "big.png")
     html = write_report(res, tmp_path / "r.html").read_text()
     payload = re.search(r'src="data:image/png;base64,([^"]+)"', html)
     assert payload is not None
     with Image.open(io.BytesIO(base64.b64decode(payload.group(1)))) as img:
-        assert max(img.size) <= report_html._MAX_EXAMPLE_SIDE
+        assert max(img.size) <= examples_suite._MAX_EXAMPLE_SIDE
+        assert max(img.size) == examples_suite._MAX_EXAMPLE_SIDE  # scaled down, not cropped
 
 
-def test_tolerates_partial_and_odd_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Deleting any one key of any suite, or nulling it, never crashes the report."""
-    for name in plots.__all__:
-        monkeypatch.setattr(plots, name, lambda *a, **k: "data:image/png;base64,AAAA")
-    base = sample_results(seed=3)
+def test_tolerates_partial_and_odd_results(tiny_audit: Path, fake_plots: None) -> None:
+    """Deleting any one key of any suite (or of a norm's results), or nulling or emptying it,
+    never crashes the report."""
+    base = results_of(tiny_audit)
+    assert sorted(base["suites"]) == ["adversarial", "calibration", "clean", "corruption", "ood"]
+    targets: list[tuple[str, ...]] = [(name,) for name in base["suites"]]
+    targets += [("adversarial", "norms", norm) for norm in base["suites"]["adversarial"]["norms"]]
+    targets += [("calibration", when) for when in ("before", "after")]
     cases = 0
-    for suite_name, suite_res in base["suites"].items():
-        for key in list(suite_res):
+    for path in targets:
+        keys = list(_dig(base["suites"], path))
+        for key in keys:
             for mode in ("drop", "null", "empty"):
                 res = copy.deepcopy(base)
-                target = res["suites"][suite_name]
+                target = _dig(res["suites"], path)
                 if mode == "drop":
                     del target[key]
                 else:
                     target[key] = None if mode == "null" else type(target[key])()
                 html = render_report(res)
-                assert f'<section id="{suite_name}">' in html
+                assert f'<section id="{path[0]}">' in html, (path, key, mode)
                 cases += 1
-    assert cases > 40
+    assert cases > 200
+    for examples in (None, [], [None, 3, "x", {}], [{"kind": None, "file": 5}]):
+        res = copy.deepcopy(base)
+        res["examples"] = examples
+        assert '<section id="examples">' in render_report(res)
+
+
+def _dig(tree: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for key in path:
+        tree = tree[key]
+    return tree
 
 
 def test_estimate_parse() -> None:
     e = Estimate.parse({"value": 0.5, "ci95": [0.4, 0.6], "n": 50})
-    assert e == Estimate(0.5, 0.4, 0.6, 50, None)
+    assert e is not None and (e.value, e.low, e.high, e.n, e.method) == (0.5, 0.4, 0.6, 50, "")
+    assert e.has_interval and e.text() == "0.500 [0.400, 0.600] N=50"
+    half = Estimate.parse({"value": 0.5, "low": 0.4, "high": None})
+    assert half is not None and math.isnan(half.high) and not half.has_interval
+    assert half.interval_text() == "" and half.text() == "0.500"
     assert Estimate.parse({"value": None}) is None
     assert Estimate.parse(float("nan")) is None
     assert Estimate.parse("abc") is None
     assert Estimate.parse(True) is None
-    assert Estimate.parse(3) == Estimate(3.0)
+    bare = Estimate.parse(3)
+    assert bare is not None and bare.value == 3.0 and bare.n is None
+    assert math.isnan(bare.low) and math.isnan(bare.high) and not bare.has_interval
 
 
-def test_eps_half_interpolation_by_hand() -> None:
+def test_eps_half_interpolation_by_hand(fake_plots: None) -> None:
     # reference 0.8 -> target 0.4; between (0.1, 0.6) and (0.2, 0.2): 0.1 + 0.1 * 0.2 / 0.4
-    assert curve_eps_half([(0.1, 0.6), (0.2, 0.2)], 0.8) == pytest.approx(0.15)
-    assert curve_eps_half([(0.0, 0.8), (0.1, 0.4)], 0.8) == pytest.approx(0.1)
-    assert curve_eps_half([(0.1, 0.3)], 0.8) == pytest.approx(0.08)  # 0.1 * 0.4 / 0.5 from (0, 0.8)
-    assert curve_eps_half([(0.1, 0.7), (0.2, 0.5)], 0.8) is None
+    assert eps_half([0.1, 0.2], [0.6, 0.2], 0.8) == pytest.approx(0.15)
+    assert eps_half([0.0, 0.1], [0.8, 0.4], 0.8) == pytest.approx(0.1)
+    assert eps_half([0.1], [0.3], 0.8) == pytest.approx(0.08)  # 0.1 * 0.4 / 0.5 from (0, 0.8)
+    assert eps_half([0.1, 0.2], [0.7, 0.5], 0.8) is None  # never falls to half on the grid
+    assert eps_half([0.2, 0.1], [0.2, 0.6], 0.8) == pytest.approx(0.15)  # order does not matter
     res: dict[str, Any] = {
         "suites": {
             "clean": {"accuracy": {"value": 0.8, "n": 100}},
             "adversarial": {"norms": {"l2": {"eps": [0.5, 1.0], "accuracy": [0.6, 0.2]}}},
         }
     }
-    assert eps_half(res, "l2") == pytest.approx(0.75)
+
+    def shown_half() -> float:
+        metrics = {m.key: m.estimate.value for m in headline_metrics(res)}
+        return metrics["adversarial/l2/eps_half"]
+
+    # no stored value (old results): interpolated against the clean suite's accuracy
+    assert shown_half() == pytest.approx(0.75)
+    card = render_report(res)
+    assert '<td class="big">0.75</td>' in card[: card.index('<section id="clean">')]
     res["suites"]["adversarial"]["norms"]["l2"]["eps_half"] = 0.7  # stored value wins
-    assert eps_half(res, "l2") == 0.7
-    assert find_eps(res["suites"]["adversarial"]["norms"]["l2"], 1.0 + 1e-9) is not None
+    assert shown_half() == 0.7
+    card = render_report(res)
+    assert '<td class="big">0.7</td>' in card[: card.index('<section id="clean">')]
+    nr = res["suites"]["adversarial"]["norms"]["l2"]
+    found = find_eps(nr, 1.0 + 1e-9)
+    assert found is not None and found.value == 0.2
+    assert find_eps(nr, 0.75) is None
 
 
 def test_load_results_errors(tmp_path: Path) -> None:
@@ -307,25 +498,44 @@ def test_load_results_errors(tmp_path: Path) -> None:
         write_report({"suites": {}})
 
 
-def test_cli_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    folder = write_sample_audit(tmp_path / "a", suites=("clean",))
+def test_cli_report(tiny_audit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "a"
+    shutil.copytree(tiny_audit, folder)
     assert main(["report", str(folder), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert Path(out["report"]) == folder / "report.html" and out["bytes"] > 1000
+    assert out["bytes"] == (folder / "report.html").stat().st_size
     assert main(["report", str(folder), "--out", str(tmp_path / "x" / "r.html")]) == 0
     assert (tmp_path / "x" / "r.html").is_file()
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_mce_and_ce_are_shown(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in plots.__all__:
-        monkeypatch.setattr(plots, name, lambda *a, **k: "data:image/png;base64,AAAA")
-    res = sample_results(suites=("corruption",))
+def test_mce_and_ce_are_shown(tiny_audit: Path, tmp_path: Path, fake_plots: None) -> None:
+    """A real audit with the tiny audit (under a hostile model name) as its mCE baseline."""
+    base = tmp_path / "baseline"
+    shutil.copytree(tiny_audit, base)
+    res = results_of(base)
+    res["model"]["spec"] = "zoo:<i>base</i>"
+    _write_results(base, res)
+    config = {"corruption": {**TINY["corruption"], "baseline": str(base)}}
+    real = run_tiny_audit(tmp_path / "b", seed=1, suites=("corruption",), config=config)
+    assert real.path is not None
+    res = results_of(real.path)
     corr = res["suites"]["corruption"]
-    corr.update(baseline="zoo:<i>base</i>", mce=85.25, relative_mce=101.5)
-    corr["ce"] = {c: 80.0 + i for i, c in enumerate(corr["corruptions"])}
-    html = render_report(res)
-    assert "mCE 85.25%" in html and "relative mCE 101.5%" in html
-    assert "&lt;i&gt;base&lt;/i&gt;" in html and "<th>CE %</th>" in html
-    assert '<td class="num">80.0</td>' in html
+    assert corr["mce"] is not None and corr["ce"]
+    html = write_report(real.path).read_text(encoding="utf-8")
+    section = _section(html, "corruption")
+    assert f"mCE {fmt(corr['mce'])}%" in section
+    assert "audit of zoo:&lt;i&gt;base&lt;/i&gt;" in section and "<i>base" not in html
+    assert "<th>CE %</th>" in section
+    for name, ce in corr["ce"].items():
+        assert f"<tr><td>{name}</td>" in section
+        assert f'<td class="num">{ce:.1f}</td>' in section, name
+    # the tiny baseline is more accurate on corrupted images than on clean ones, so the
+    # relative mCE is undefined: the report says why instead of showing a number
+    assert corr["relative_mce"] is None and "(relative mCE" not in section
+    assert "no relative mCE: relative_ce: the baseline&#39;s error" in section
+    corr["relative_mce"] = 101.5
+    section = _section(render_report(res), "corruption")
+    assert f"mCE {fmt(corr['mce'])}% (relative mCE 101.5%)" in section

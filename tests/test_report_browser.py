@@ -1,6 +1,7 @@
-"""The audit report opens in headless Chromium: no console errors, every image decodes, and the
-screenshot is not blank. Needs Chromium (scripts/get-browser.sh): skipped locally without it,
-FAILS under CI=true (the ``browser`` marker, see conftest.py)."""
+"""The report of a real tiny audit (tests/tiny_audit.py) opens in headless Chromium: no console
+errors, every image decodes, and the screenshot is not blank. Needs Chromium
+(scripts/get-browser.sh): skipped locally without it, FAILS under CI=true (the ``browser`` marker,
+see conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageStat
+from tiny_audit import run_tiny_audit
 
 from robustcv.report import write_report
-from robustcv.report._sample import write_sample_audit
 
 pytestmark = pytest.mark.browser
 
-HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>'] + [
-    f"class {i}" for i in range(8)
-]
+HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "class 2", "class 3"]
+FIGURES = 9  # confusion, heatmap, curves, histogram, reliability, shift, one per OOD set (3)
 _BASE_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -120,8 +120,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("CI=true but Chromium not installed (run scripts/get-browser.sh)")
         pytest.skip("Chromium not installed (run scripts/get-browser.sh)")
-    folder = write_sample_audit(tmp_path_factory.mktemp("browser-audit"), class_names=HOSTILE)
-    return write_report(folder)
+    real = run_tiny_audit(tmp_path_factory.mktemp("browser-audit"), classes=HOSTILE)
+    assert real.path is not None
+    return write_report(real.path)
 
 
 def test_report_opens_without_console_errors(report: Path, tmp_path: Path) -> None:
@@ -136,7 +137,9 @@ def test_every_image_decodes_in_the_browser(report: Path, tmp_path: Path) -> Non
     verdict = _harness(report, tmp_path)
     n_img = report.read_text(encoding="utf-8").count("<img ")
     assert verdict == {"images": n_img, "broken": 0, "errors": []}
-    assert n_img == 9 + 18  # figures + example images
+    examples = json.loads((report.parent / "results.json").read_text(encoding="utf-8"))["examples"]
+    assert len(examples) == 6  # clean, corrupted and adversarial, two each
+    assert n_img == FIGURES + len(examples)
 
 
 def test_the_checks_can_fail(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from scipy.optimize import minimize
 
 from robustcv.attacks import L0, L1, L2, Linf, ThreatModel, get_threat
 from robustcv.core.errors import InputError
+from robustcv.core.names import NORMS, NormEpsThreshold, canonical_norm, parse_norm_eps_threshold
 
 
 def assert_close(
@@ -521,3 +522,56 @@ def test_l0_random_start_and_steepest() -> None:
     g = torch.randn(3, 10)
     torch.testing.assert_close(L0().steepest(g), L2().steepest(g))
     assert get_threat("L_0") == L0() and get_threat("0").name == "l0"
+
+
+# ----------------------------------------------------------------------------- norm names (core)
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [("linf", "linf"), ("Inf", "linf"), ("L_inf", "linf"), ("l-inf", "linf"), ("linfty", "linf"),
+     ("L∞", "linf"), ("2", "l2"), ("L-2", "l2"), (" l2 ", "l2"), ("1", "l1"), ("l_1", "l1"),
+     ("0", "l0"), ("L0", "l0")],
+)  # fmt: skip
+def test_canonical_norm_aliases(name: str, canonical: str) -> None:
+    assert canonical_norm(name) == canonical
+    assert get_threat(name).name == canonical  # the threat models use the same table
+
+
+def test_canonical_norm_errors_name_the_fix() -> None:
+    assert NORMS == ("linf", "l2", "l1", "l0")
+    with pytest.raises(InputError, match=r"unknown norm 'lnf'; did you mean 'linf'\?"):
+        canonical_norm("lnf")
+    with pytest.raises(InputError, match=r"known: linf \(or inf\), l2 \(or 2\)"):
+        canonical_norm("chebyshev")
+    with pytest.raises(InputError, match=r"norm 'L1' is not supported here; use linf"):
+        canonical_norm("L1", allowed=("linf", "l2"))
+    with pytest.raises(InputError, match=r"unknown norm 'l3'; did you mean 'l2' or 'l1'\?"):
+        canonical_norm("l3", allowed=("linf", "l2", "l1"))
+    with pytest.raises(InputError, match="pass its name"):
+        canonical_norm(2)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="not canonical"):
+        canonical_norm("linf", allowed=("inf",))
+
+
+def test_norm_eps_threshold_grammar() -> None:
+    assert parse_norm_eps_threshold("0.5@linf:0.1") == NormEpsThreshold(0.5, "linf", 0.1)
+    value, norm, eps = parse_norm_eps_threshold(" .3 @ L_2 : 1.5e0 ")
+    assert (value, norm, eps) == (0.3, "l2", 1.5)
+    cases = [
+        ("0.5", "V@NORM:EPS"),
+        ("0.5@linf", "V@NORM:EPS"),
+        ("0.5@linf:abc", "V@NORM:EPS"),
+        ("x@linf:0.1", "V@NORM:EPS"),
+        ("0.5@linf:0.1@l2", "V@NORM:EPS"),
+        ("1.5@linf:0.1", r"fraction in \[0, 1\]"),
+        ("0.5@linf:0", "eps must be a positive"),
+        ("0.5@linf3:0.1", "unknown norm 'linf3'; did you mean 'linf'"),
+    ]
+    for text, needle in cases:
+        with pytest.raises(InputError, match=needle):
+            parse_norm_eps_threshold(text, what="--min-robust-acc")
+    with pytest.raises(InputError, match=r"--min-robust-acc needs V@NORM:EPS, got '0.5'"):
+        parse_norm_eps_threshold("0.5", what="--min-robust-acc")
+    with pytest.raises(InputError, match="not supported here"):
+        parse_norm_eps_threshold("0.5@l1:1", allowed=("linf", "l2"))

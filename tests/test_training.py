@@ -1,4 +1,4 @@
-"""Training: augmentation, the training attacks, recipes, TrainConfig and seeded train() runs."""
+"""Training: augmentation, the recipes' engine attacks, TrainConfig and seeded train() runs."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ import pytest
 import torch
 from torch import nn
 
+from robustcv.attacks import attack, get_threat
+from robustcv.attacks.base import AttackContext
+from robustcv.attacks.gradient import random_starts
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
-from robustcv.core.seeding import make_generator
+from robustcv.core.seeding import content_keys, make_generator
 from robustcv.models import build_architecture, load_model, load_weights
 from robustcv.training import RECIPES, RecipeParams, TrainConfig, augment_batch, train
-from robustcv.training.attacks import fgsm_rs, pgd_linf
+from robustcv.training.loop import _robust_accuracy
+from robustcv.training.recipes import attack_seed
 
 
 @pytest.fixture(autouse=True)
@@ -128,30 +132,75 @@ def test_toy_model_is_trained(trained_toy: Model) -> None:
     assert _acc(trained_toy, *_toy_problem(seed=2)) > 0.9
 
 
+def _fgsm_rs(model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    return RECIPES.get("fgsm-rs").make_inputs(
+        model, x, y, RecipeParams(eps=eps), make_generator(seed)
+    )
+
+
+def _pgd_at(
+    model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, seed: int
+) -> torch.Tensor:
+    return RECIPES.get("pgd-at").make_inputs(
+        model, x, y, RecipeParams(eps=eps, steps=steps), make_generator(seed)
+    )
+
+
 @pytest.mark.parametrize("eps", [0.03, 0.1, 0.3])
 def test_fgsm_rs_stays_in_ball_and_box(trained_toy: Model, eps: float) -> None:
     x, y = _toy_problem(seed=3)
     x0, y0 = x.clone(), y.clone()
-    adv = fgsm_rs(trained_toy, x, y, eps=eps, alpha=1.25 * eps, generator=make_generator(0))
+    adv = _fgsm_rs(trained_toy, x, y, eps, seed=0)
     assert torch.equal(x, x0) and torch.equal(y, y0)
-    assert not adv.requires_grad
+    assert not adv.requires_grad and adv.shape == x.shape and adv.dtype == x.dtype
     assert float((adv - x).abs().max()) <= eps + 1e-6
     assert float(adv.min()) >= 0.0 and float(adv.max()) <= 1.0
     assert float((adv - x).abs().max()) > eps / 2  # it moved
-    again = fgsm_rs(trained_toy, x, y, eps=eps, alpha=1.25 * eps, generator=make_generator(0))
-    other = fgsm_rs(trained_toy, x, y, eps=eps, alpha=1.25 * eps, generator=make_generator(1))
-    assert torch.equal(adv, again) and not torch.equal(adv, other)
+    assert torch.equal(adv, _fgsm_rs(trained_toy, x, y, eps, seed=0))  # same seed, same numbers
+    assert not torch.equal(adv, _fgsm_rs(trained_toy, x, y, eps, seed=1))
 
 
-@pytest.mark.parametrize("random_start", [False, True])
-def test_pgd_stays_in_ball_and_box_and_lowers_accuracy(
-    trained_toy: Model, random_start: bool
-) -> None:
+@pytest.mark.parametrize("alpha", [None, 0.05])
+def test_fgsm_rs_is_wong_et_al_on_the_engine_start(trained_toy: Model, alpha: float | None) -> None:
+    """The recipe is FGSM-RS exactly: from the engine's random start, one signed-gradient step
+    of alpha (default 1.25 eps), then projected into the eps-ball and [0, 1]."""
+    x, y = _toy_problem(seed=8)
+    eps = 0.1
+    step = 1.25 * eps if alpha is None else alpha
+    params = RecipeParams(eps=eps, alpha=alpha)
+    got = RECIPES.get("fgsm-rs").make_inputs(trained_toy, x, y, params, make_generator(4))
+    seed = attack_seed(make_generator(4))
+    eps_t = torch.full((len(y),), eps)
+    ctx = AttackContext(trained_toy, get_threat("linf"), eps_t, None, seed, content_keys(x))
+    start = random_starts(ctx, x, torch.arange(len(y)), "fgsm")
+    assert float((start - x).abs().max()) <= eps + 1e-6 and not torch.equal(start, x)
+    xs = start.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(trained_toy(xs), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, xs)
+    delta = (start - x + step * grad.sign()).clamp(-eps, eps)
+    expected = (x + delta).clamp(0, 1)
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_a_new_attack_seed_for_every_batch(trained_toy: Model) -> None:
+    """The loop's generator yields a fresh engine seed per batch: an image seen again (next
+    epoch) gets a new random start, while a rerun of the same sequence is identical."""
+    x, y = _toy_problem(seed=9)
+    recipe, params = RECIPES.get("fgsm-rs"), RecipeParams(eps=0.1)
+    gen = make_generator(7)
+    first = recipe.make_inputs(trained_toy, x, y, params, gen)
+    second = recipe.make_inputs(trained_toy, x, y, params, gen)
+    assert not torch.equal(first, second)
+    gen = make_generator(7)
+    assert torch.equal(recipe.make_inputs(trained_toy, x, y, params, gen), first)
+    assert torch.equal(recipe.make_inputs(trained_toy, x, y, params, gen), second)
+
+
+def test_pgd_at_stays_in_ball_and_box_and_lowers_accuracy(trained_toy: Model) -> None:
     x, y = _toy_problem(seed=4)
     x0, y0 = x.clone(), y.clone()
-    gen = make_generator(0) if random_start else None
     eps = 0.1
-    adv = pgd_linf(trained_toy, x, y, eps=eps, alpha=0.025, steps=10, generator=gen)
+    adv = _pgd_at(trained_toy, x, y, eps, steps=10, seed=0)
     assert torch.equal(x, x0) and torch.equal(y, y0)
     assert adv.shape == x.shape and not adv.requires_grad
     assert float((adv - x).abs().max()) <= eps + 1e-6
@@ -159,25 +208,65 @@ def test_pgd_stays_in_ball_and_box_and_lowers_accuracy(
     clean, robust = _acc(trained_toy, x, y), _acc(trained_toy, adv, y)
     assert clean > 0.9
     assert robust < clean - 0.3, f"PGD barely hurt: clean {clean:.3f}, robust {robust:.3f}"
-    # stronger than a single FGSM step from the same budget
-    fgsm = fgsm_rs(trained_toy, x, y, eps=eps, alpha=1.25 * eps, generator=make_generator(0))
-    assert robust <= _acc(trained_toy, fgsm, y)
+    # stronger than a single FGSM-RS step in the same budget
+    assert robust <= _acc(trained_toy, _fgsm_rs(trained_toy, x, y, eps, seed=0), y)
+    assert torch.equal(adv, _pgd_at(trained_toy, x, y, eps, steps=10, seed=0))
+    assert not torch.equal(adv, _pgd_at(trained_toy, x, y, eps, steps=10, seed=1))
 
 
-def test_pgd_keeps_first_success(trained_toy: Model) -> None:
-    x, y = _toy_problem(seed=5)
-    # a huge step oscillates; the kept iterate must still be misclassified where any was
-    adv = pgd_linf(trained_toy, x, y, eps=0.2, alpha=0.2, steps=6)
-    few = pgd_linf(trained_toy, x, y, eps=0.2, alpha=0.2, steps=1)
-    with torch.no_grad():
-        fooled_many = trained_toy(adv).argmax(1) != y
-        fooled_few = trained_toy(few).argmax(1) != y
-    assert bool(fooled_many[fooled_few].all())
+def test_pgd_at_is_the_engine_pgd(trained_toy: Model) -> None:
+    """pgd-at is the engine's pgd with the recipe's step (2.5 eps / steps by default)."""
+    x, y = _toy_problem(seed=10)
+    got = _pgd_at(trained_toy, x, y, 0.1, steps=3, seed=2)
+    ref = attack(
+        trained_toy, x, y, "pgd", eps=0.1, seed=attack_seed(make_generator(2)), steps=3,
+        rel_step=2.5 / 3,
+    )  # fmt: skip
+    assert torch.equal(got, ref.x_adv)
 
 
-def test_pgd_with_zero_steps_returns_start(trained_toy: Model) -> None:
-    x, y = _toy_problem(seed=6)
-    assert torch.equal(pgd_linf(trained_toy, x, y, eps=0.1, alpha=0.01, steps=0), x)
+class _DropoutNet(nn.Module):
+    """A net whose train-mode forward is random (dropout) and that counts its train calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(
+            nn.Flatten(), nn.Linear(36, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2)
+        )
+        self.train_calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.train_calls += int(self.training)
+        return self.body(x)
+
+
+@pytest.mark.parametrize("name", ["fgsm-rs", "pgd-at"])
+def test_recipes_attack_in_eval_mode_and_keep_train_mode(name: str) -> None:
+    net = _DropoutNet()
+    model = Model(net, num_classes=2)
+    net.train()
+    x, y = _toy_problem(64, seed=11)
+    recipe, params = RECIPES.get(name), RecipeParams(eps=0.1, steps=3)
+    a = recipe.make_inputs(model, x, y, params, make_generator(0))
+    b = recipe.make_inputs(model, x, y, params, make_generator(0))
+    assert net.training and net.body[3].training  # the loop's train mode is restored
+    assert net.train_calls == 0  # every attack pass ran in eval mode (no dropout)
+    assert torch.equal(a, b)
+
+
+def test_held_out_pgd_check_uses_the_engine(trained_toy: Model) -> None:
+    x, y = _toy_problem(120, seed=12)
+    n_rob, n = _robust_accuracy(trained_toy, x, y, eps=0.1, steps=10, seed=3, batch_size=50)
+    assert n == 120
+    res = attack(trained_toy, x, y, "pgd", eps=0.1, seed=3, steps=10, rel_step=0.25)
+    assert n_rob == int((res.clean_correct & ~res.success).sum())  # batch-size invariant
+    assert n_rob < 0.7 * int(res.clean_correct.sum())  # the attack bites
+    again = _robust_accuracy(trained_toy, x, y, eps=0.1, steps=10, seed=3, batch_size=500)
+    assert again == (n_rob, n)
+    assert _robust_accuracy(trained_toy, x, y, eps=0.0, steps=10, seed=3)[0] == int(
+        res.clean_correct.sum()
+    )
 
 
 def test_recipes(trained_toy: Model) -> None:
@@ -316,3 +405,28 @@ def test_same_seed_gives_bitwise_identical_weights(tiny_run: tuple[Path, Model, 
         assert torch.equal(first[key], second[key]), key
     assert result2.test_accuracy == result.test_accuracy
     assert result2.history[0]["loss"] == result.history[0]["loss"]
+
+
+@pytest.mark.fmnist
+def test_adversarial_training_is_seeded_and_uses_the_engine(tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        recipe="pgd-at", epochs=1, limit=256, batch_size=64, val_size=128, eval_limit=64, steps=2
+    )
+    model, result = train(cfg, out=tmp_path, progress=False)
+    model2, result2 = train(cfg, progress=False)
+    assert isinstance(model.net, nn.Module) and isinstance(model2.net, nn.Module)
+    first, second = model.net.state_dict(), model2.net.state_dict()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+    def untimed(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    assert untimed(result2.history) == untimed(result.history)
+    assert result2.test_robust_accuracy == result.test_robust_accuracy
+    assert "val_robust_accuracy" in result.history[0]
+    assert result.test_robust_accuracy is not None
+    assert 0.0 <= result.test_robust_accuracy <= result.test_accuracy
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert "robustcv.attacks" in card["robust_accuracy"]["attack"]
+    assert "training.attacks" not in json.dumps(card)

@@ -12,13 +12,12 @@ import math
 import pytest
 import torch
 
+from robustcv.attacks import attack
 from robustcv.core.errors import InputError
-from robustcv.core.seeding import make_generator
 from robustcv.diagnostics.accuracy import accuracy
 from robustcv.models import ARCHITECTURES, ZOO, SmallCNN, load_model, load_zoo_model, zoo_card
 from robustcv.models.architectures import build_architecture
 from robustcv.models.zoo import ZOO_DIR
-from robustcv.training.attacks import pgd_linf
 
 ZOO_NAMES = ["fmnist-cnn", "fmnist-cnn-at"]
 CLEAN_FLOOR = {"fmnist-cnn": 0.91, "fmnist-cnn-at": 0.85}
@@ -117,7 +116,7 @@ def test_adversarially_trained_model_is_robust(fmnist_test) -> None:  # type: ig
         clean_ok = model.predict(x, batch_size=1000) == y
     # misclassified clean images count as non-robust; attacking only the others saves time
     xs, ys = x[clean_ok], y[clean_ok]
-    adv = pgd_linf(model, xs, ys, eps=0.1, alpha=0.01, steps=40, generator=make_generator(0))
+    adv = attack(model, xs, ys, "pgd", eps=0.1, steps=40, rel_step=0.1, seed=0).x_adv
     assert float((adv - xs).abs().max()) <= 0.1 + 1e-6
     assert float(adv.min()) >= 0.0 and float(adv.max()) <= 1.0
     with torch.no_grad():

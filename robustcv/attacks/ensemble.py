@@ -24,7 +24,7 @@ from robustcv.core.model import Model
 from robustcv.core.results import Result
 from robustcv.core.stats import binomial_ci
 
-__all__ = ["DEFAULT_ENSEMBLE", "RobustAccuracyResult", "robust_accuracy"]
+__all__ = ["DEFAULT_ENSEMBLE", "RobustAccuracyResult", "default_ensemble", "robust_accuracy"]
 
 # The default ensemble: a minimum-norm attack (run once, unbounded, it gives every sample's
 # minimal eps), then AutoAttack's standard budgets. Members that do not support the requested
@@ -94,15 +94,28 @@ class RobustAccuracyResult(Result):
         return [f for f in self.sanity if f.fired]
 
 
+def default_ensemble(norm: str) -> list[tuple[str, dict[str, Any]]]:
+    """The members of :data:`DEFAULT_ENSEMBLE` that run for ``norm``, in order, with parameters.
+
+    Args:
+        norm: a canonical norm name (``linf``, ``l2``, ``l1``, ``l0``).
+
+    Example:
+        >>> [name for name, _ in default_ensemble("linf")]
+        ['fmn', 'apgd-ce', 'apgd-t', 'square']
+    """
+    return [
+        (name, dict(params))
+        for name, params in DEFAULT_ENSEMBLE
+        if norm in ATTACKS.get(name).norms and _ONLY_FOR.get(name, norm) == norm
+    ]
+
+
 def _ensemble(
     attacks: str | list[str | tuple[str, dict[str, Any]]] | tuple[Any, ...], norm: str
 ) -> list[tuple[str, dict[str, Any]]]:
     if attacks == "default":
-        return [
-            (name, dict(params))
-            for name, params in DEFAULT_ENSEMBLE
-            if norm in ATTACKS.get(name).norms and _ONLY_FOR.get(name, norm) == norm
-        ]
+        return default_ensemble(norm)
     items = attacks.split(",") if isinstance(attacks, str) else list(attacks)
     out: list[tuple[str, dict[str, Any]]] = []
     for item in items:

@@ -77,17 +77,40 @@ def _grad(
     return logits.detach(), values.detach(), grad
 
 
-def fgsm(ctx: AttackContext, x: torch.Tensor, y: torch.Tensor, *, loss: str = "ce") -> torch.Tensor:
-    """One steepest-ascent step of length eps in the threat model's norm (Goodfellow et al.).
+def fgsm(
+    ctx: AttackContext,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str = "ce",
+    random_start: bool = False,
+    rel_step: float = 1.0,
+) -> torch.Tensor:
+    """One steepest-ascent step in the threat model's norm (Goodfellow et al.).
 
     For L-inf this is the sign of the gradient; for L2/L1 the normalised (sparse, for L1)
-    gradient direction. Never use FGSM alone to claim robustness.
+    gradient direction. Never use FGSM alone to claim robustness. With ``random_start=True`` and
+    ``rel_step=1.25`` it is the FGSM-RS of fast adversarial training (Wong et al. 2020): the step
+    starts from a random point of the ball and the result is projected back into it.
+
+    Args:
+        ctx: the attack context (threat model, per-sample eps, targets, seed).
+        x: images.
+        y: labels.
+        loss: ``"ce"`` or ``"margin"``.
+        random_start: take the step from a random point of the ball (seeded per sample, like
+            PGD's start) instead of from ``x``.
+        rel_step: step length as a fraction of eps (default 1: one step of length eps).
     """
     assert ctx.eps is not None
+    if isinstance(rel_step, bool) or not isinstance(rel_step, (int, float)) or not rel_step > 0:
+        raise InputError(f"rel_step must be a number > 0, got {rel_step!r}")
     tg = ctx.targets
-    _, _, grad = _grad(ctx, x, y, tg, loss)
-    step = ctx.eps.view(-1, 1, 1, 1) * ctx.threat.steepest(grad)
-    return ctx.threat.project(x, (x + step).clamp(0, 1), ctx.eps)
+    rows = torch.arange(x.shape[0], device=x.device)
+    x0 = random_starts(ctx, x, rows, "fgsm") if random_start else x
+    _, _, grad = _grad(ctx, x0, y, tg, loss)
+    step = (rel_step * ctx.eps).view(-1, 1, 1, 1) * ctx.threat.steepest(grad)
+    return ctx.threat.project(x, (x0 + step).clamp(0, 1), ctx.eps)
 
 
 def pgd(
@@ -175,7 +198,7 @@ register_attack(
         minimum_norm=False,
         norms=_NORMS,
         targeted=True,
-        params={"loss": "ce"},
+        params={"loss": "ce", "random_start": False, "rel_step": 1.0},
         summary="fast gradient (sign) method: one step of length eps (Goodfellow et al. 2015)",
     )
 )

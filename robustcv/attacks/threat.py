@@ -15,7 +15,6 @@ least ``float32`` (half-precision inputs are computed in ``float32`` and cast ba
 
 from __future__ import annotations
 
-import difflib
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 
 from robustcv.core.errors import InputError
-from robustcv.core.registry import Registry
+from robustcv.core.names import canonical_norm
 
 __all__ = ["L0", "L1", "L2", "Linf", "ThreatModel", "get_threat"]
 
@@ -757,13 +756,8 @@ class L0(ThreatModel):
 
 # ----------------------------------------------------------------------------- lookup
 
-_THREATS: Registry[type[ThreatModel]] = Registry("threat model")
-_THREATS.add(
-    "linf", Linf, summary="L-infinity ball: every pixel moves by at most eps", aliases=("inf",)
-)
-_THREATS.add("l2", L2, summary="L2 ball: Euclidean distance at most eps", aliases=("2",))
-_THREATS.add("l1", L1, summary="L1 ball: sum of absolute changes at most eps", aliases=("1",))
-_THREATS.add("l0", L0, summary="L0 ball: at most eps coordinates change", aliases=("0",))
+_THREATS: dict[str, type[ThreatModel]] = {"linf": Linf, "l2": L2, "l1": L1, "l0": L0}
+"""The threat model of each canonical norm name (:data:`robustcv.core.names.NORMS`)."""
 
 
 def get_threat(norm: str) -> ThreatModel:
@@ -771,7 +765,8 @@ def get_threat(norm: str) -> ThreatModel:
 
     Args:
         norm: "linf" (or "inf"), "l2" (or "2"), "l1" (or "1"), "l0" (or "0"); case, spaces,
-            "_" and "-" are ignored, so "L_inf" and "L-2" work too.
+            "_" and "-" are ignored, so "L_inf" and "L-2" work too (the aliases of
+            :func:`robustcv.core.names.canonical_norm`).
 
     Returns:
         A :class:`Linf`, :class:`L2`, :class:`L1` or :class:`L0` instance with default settings.
@@ -789,22 +784,4 @@ def get_threat(norm: str) -> ThreatModel:
         ...
         robustcv.core.errors.InputError: unknown threat model 'l3'; did you mean ...
     """
-    if not isinstance(norm, str):
-        raise InputError(
-            f"norm is a {type(norm).__name__} ({norm!r}); pass its name: 'linf', 'l2', 'l1' or 'l0'"
-        )
-    key = norm.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
-    if key in ("l∞", "∞", "linfinity", "infinity"):
-        key = "linf"
-    try:
-        cls = _THREATS.get(key)
-    except InputError:
-        canonical = _THREATS.names()
-        close = difflib.get_close_matches(key, [*canonical, "inf", "2", "1", "0"], n=3, cutoff=0.5)
-        close_names = list(dict.fromkeys(_THREATS.canonical(c) for c in close))
-        hint = f"; did you mean {' or '.join(repr(c) for c in close_names)}?" if close_names else ""
-        raise InputError(
-            f"unknown threat model {norm!r}{hint} (known: 'linf' or 'inf', 'l2' or '2', "
-            "'l1' or '1', 'l0' or '0')"
-        ) from None
-    return cls()
+    return _THREATS[canonical_norm(norm, tuple(_THREATS), what="threat model")]()

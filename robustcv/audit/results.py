@@ -6,18 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustcv.audit.schema import read_results
+from robustcv.audit.registry import ordered_suites
+from robustcv.audit.schema import load_results
 from robustcv.core.results import Result
 
 __all__ = ["AuditResults"]
-
-
-def _est(obj: Any) -> str:
-    if not isinstance(obj, dict) or obj.get("value") is None:
-        return "-"
-    low, high = obj.get("low"), obj.get("high")
-    ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
-    return f"{obj['value']:.4f}{ci} N={obj.get('n')}"
 
 
 @dataclass
@@ -38,8 +31,9 @@ class AuditResults(Result):
         skipped: ``"suite/what" -> reason`` for everything that could not run.
         notes: free-text remarks.
         suites: one section per suite that ran.
-        examples: metadata of the example images in ``DIR/examples/``.
         run: counters of this invocation (units run and skipped, runs on the folder).
+        extra: top-level sections of suites with their own ``results_key`` (``examples``:
+            metadata of the example images in ``DIR/examples/``); written as top-level keys.
         path: the audit folder (not part of the JSON).
 
     Example:
@@ -59,70 +53,60 @@ class AuditResults(Result):
     skipped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     suites: dict[str, Any] = field(default_factory=dict)
-    examples: list[dict[str, Any]] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"json": False})
     path: Path | None = field(default=None, metadata={"json": False})
+
+    @property
+    def examples(self) -> list[dict[str, Any]]:
+        """Metadata of the example images (the ``examples`` suite's top-level section)."""
+        return list(self.extra.get("examples") or [])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the content of results.json (``extra`` sections as top-level keys)."""
+        out = super().to_dict()
+        out.update(Result.to_dict(_Extra(self.extra))["extra"])
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> AuditResults:
-        """Build from a results.json mapping (unknown keys are ignored)."""
-        known = {f for f in cls.__dataclass_fields__ if f != "path"}
-        return cls(**{k: v for k, v in data.items() if k in known}, path=path)
+        """Build from a results.json mapping (unknown keys are kept in ``extra``)."""
+        known = {f for f in cls.__dataclass_fields__ if f not in ("path", "extra")}
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**{k: v for k, v in data.items() if k in known}, extra=extra, path=path)
 
     @classmethod
     def load(cls, folder: str | Path) -> AuditResults:
         """Read ``folder/results.json`` (or a results.json path)."""
-        p = Path(folder)
-        return cls.from_dict(read_results(p), p if p.is_dir() else p.parent)
+        data, found = load_results(Path(folder))
+        return cls.from_dict(data, found)
 
     def summary(self) -> str:
-        """A few lines with the headline numbers of every suite."""
+        """A few lines with the headline numbers of every suite (in registry order)."""
         lines = [
             f"audit of {self.model.get('spec')} on {self.data.get('spec')}/"
             f"{self.data.get('split')} (N={self.data.get('n')}, {self.config.get('strength')})"
         ]
-        s = self.suites
-        if "clean" in s:
-            lines.append(f"  clean        accuracy {_est(s['clean']['accuracy'])}")
-        if "corruption" in s:
-            c = s["corruption"]
-            worst = ", ".join(
-                f"{w} {c['per_corruption_mean'][w]['value']:.3f}" for w in c.get("worst", [])
-            )
-            mce = f"; mCE {c['mce']:.1f}" if c.get("mce") is not None else ""
-            lines.append(
-                f"  corruption   mean accuracy {_est(c['mean_accuracy'])} over "
-                f"{len(c['table'])} corruptions x {len(c['severities'])} severities; "
-                f"worst: {worst}{mce}"
-            )
-        if "adversarial" in s:
-            for norm, r in s["adversarial"]["norms"].items():
-                half = "n/a" if r["eps_half"] is None else f"{r['eps_half']:.4g}"
-                med = "n/a" if r["median_min_norm"] is None else f"{r['median_min_norm']:.4g}"
-                warn = f"; sanity warnings: {', '.join(r['warnings'])}" if r["warnings"] else ""
-                lines.append(
-                    f"  adversarial  {norm}: median min-norm {med}, accuracy halves at eps "
-                    f"{half}; at eps {r['eps'][-1]:g}: {_est(r['accuracy'][-1])}{warn}"
-                )
-        if "calibration" in s:
-            c = s["calibration"]
-            lines.append(
-                f"  calibration  ECE {_est(c['before']['ece'])} -> {c['after']['ece']['value']:.4f}"
-                f" after T={c['temperature']:.3f} (fitted on {c['fit_n']} images)"
-            )
-            for note in c.get("notes", []):
-                lines.append(f"               note: {note}")
-        if "ood" in s and s["ood"].get("weakest"):
-            w = s["ood"]["weakest"]
-            lines.append(
-                f"  ood          weakest: {w['set']} with {w['method']}, AUROC {w['auroc']:.4f}"
-            )
+        data = self.to_dict()
+        for suite in ordered_suites():
+            key = suite.results_key
+            section = data.get(key) if key else self.suites.get(suite.name)
+            if section is None:
+                continue
+            for i, line in enumerate(suite.summary_lines(section)):
+                label = suite.name if i == 0 else ""
+                lines.append(f"  {label:<12} {line}")
         for key, why in self.skipped.items():
-            lines.append(f"  skipped      {key}: {why}")
+            lines.append(f"  {'skipped':<12} {key}: {why}")
         run = self.run
         if run:
             lines.append(
-                f"  units        {run.get('units_run')} run, {run.get('units_skipped')} skipped "
+                f"  {'units':<12} {run.get('units_run')} run, {run.get('units_skipped')} skipped "
                 f"(finished earlier); results in {self.path}"
             )
         return "\n".join(lines)
+
+
+@dataclass
+class _Extra(Result):
+    extra: dict[str, Any]

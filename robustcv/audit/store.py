@@ -9,6 +9,7 @@ the units it skipped because an earlier run had finished them.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,9 +19,10 @@ from typing import Any
 
 from robustcv.core.errors import InputError
 
-__all__ = ["APPLICATION_ID", "STORE_FILE", "RunRecord", "Store", "StoredUnit"]
+__all__ = ["APPLICATION_ID", "LOCK_FILE", "STORE_FILE", "RunRecord", "Store", "StoredUnit"]
 
 STORE_FILE = "audit.sqlite"
+LOCK_FILE = ".robustcv.lock"
 APPLICATION_ID = 0x52435641  # "RCVA": marks the file as a robustcv audit store
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,6 +93,7 @@ class Store:
 
     def __init__(self, folder: str | Path) -> None:
         self.path = Path(folder) / STORE_FILE
+        self._lock_file: Any = None
         existed = self.path.exists()
         try:
             self._db = sqlite3.connect(str(self.path), timeout=30.0)
@@ -111,6 +114,39 @@ class Store:
             raise InputError(
                 f"cannot open {self.path} as an audit store ({err}); choose a new --out folder"
             ) from err
+
+    # -------------------------------------------------------------- one writer
+    def lock(self) -> None:
+        """Take the folder's writer lock (``DIR/.robustcv.lock``) until :meth:`close`.
+
+        Two audits writing one folder would mix their rows (and ``--force`` would discard the
+        other's results), so a second writer is refused.
+
+        Raises:
+            InputError: another process holds the lock.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX: no lock
+            return
+        if self._lock_file is not None:
+            return
+        fh = open(self.path.parent / LOCK_FILE, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise InputError(
+                f"another robustcv audit ({holder}) is writing to {self.path.parent}; wait for "
+                "it to finish or use another --out folder"
+            ) from err
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._lock_file = fh
 
     # -------------------------------------------------------------- meta
     def get_meta(self, key: str) -> Any:
@@ -216,8 +252,11 @@ class Store:
             self._db.execute("DELETE FROM meta")
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database and release the writer lock."""
         self._db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the descriptor releases the flock
+            self._lock_file = None
 
     def __enter__(self) -> Store:
         return self

@@ -29,10 +29,13 @@ def add_parser(
     )
     model_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="audit folder (new or to resume)")
+    from robustcv.audit.registry import default_suites, selectable_suites
+
     p.add_argument(
         "--suites",
         default=None,
-        help="comma-separated: clean,corruption,adversarial,calibration,ood (default: all)",
+        help=f"comma-separated, from {','.join(selectable_suites())} or all "
+        f"(default: {','.join(default_suites())})",
     )
     p.add_argument(
         "--ood-data",
@@ -60,6 +63,16 @@ def add_parser(
         "--config", default=None, metavar="FILE", help="audit.yaml (needs PyYAML) or audit.json"
     )
     p.add_argument(
+        "--executor",
+        choices=["in-process", "processes"],
+        default=None,
+        help="how units run: in-process (default) or processes (one worker per CPU; results "
+        "are identical)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes for --executor processes"
+    )
+    p.add_argument(
         "--no-report", action="store_true", help="do not write DIR/report.html after the audit"
     )
     p.add_argument(
@@ -68,17 +81,22 @@ def add_parser(
         help="discard stored results of a different config in DIR instead of refusing",
     )
     common(p)
+    # "given" means "not None": a flag left out never overrides the config file
+    p.set_defaults(seed=None, batch_size=None, split=None)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``robustcv audit``; returns the exit code."""
     from robustcv.audit import run_audit
-    from robustcv.audit.config import SUITES
-    from robustcv.cli.main import EXIT_OK, _emit, parse_preprocess
+    from robustcv.cli._common import EXIT_OK, emit, parse_preprocess
     from robustcv.core.errors import InputError
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None and args.executor == "in-process":
+        raise InputError("--workers needs --executor processes")
     custom = args.weights is not None or args.preprocess or args.num_classes is not None
     model: Any = args.model
     if custom:
@@ -92,41 +110,35 @@ def run(args: argparse.Namespace) -> int:
             **parse_preprocess(args.preprocess),
         )
         model.name = args.model
-    config: dict[str, Any] = {}
-    if args.config:
-        from robustcv.audit.config import load_config_file
-
-        config = load_config_file(args.config)
-    if args.split != "test":
-        config["split"] = args.split
-    if args.device is not None:
-        config["device"] = args.device
-    if args.batch_size != 256:
-        config["batch_size"] = args.batch_size
     res = run_audit(
         model,
         args.data,
         args.out,
-        suites=args.suites if args.suites is not None else SUITES,
-        ood_data=tuple(args.ood_data or ()),
+        suites=args.suites,
+        ood_data=None if args.ood_data is None else tuple(args.ood_data),
         fit_data=args.fit_data,
         limit=args.limit,
-        strength=args.strength or "fast",
+        strength=args.strength,
         seed=args.seed,
         eps=args.eps,
-        config=config or None,
+        config=args.config,
+        split=args.split,
+        batch_size=args.batch_size,
+        device=args.device,
+        executor=args.executor,
+        workers=args.workers,
         force=args.force,
         progress=not args.quiet,
     )
     text = res.summary()
     if not args.no_report:
-        text += _write_report(args.out)
-    _emit(args, res.to_dict(), text)
+        text += _write_report(res)
+    emit(args, res.to_dict(), text)
     return EXIT_OK
 
 
-def _write_report(folder: str) -> str:
-    """Write DIR/report.html when the report module is available; a line for the summary."""
+def _write_report(res: Any) -> str:
+    """Write DIR/report.html from the in-memory results; a line for the summary."""
     import sys
 
     from robustcv.core.errors import RobustcvError
@@ -136,7 +148,7 @@ def _write_report(folder: str) -> str:
     except ImportError:
         return ""
     try:
-        path = write_report(folder)
+        path = write_report(res.to_dict(), res.path / "report.html")
     except (RobustcvError, OSError, ValueError) as err:
         print(f"robustcv: warning: could not write the HTML report: {err}", file=sys.stderr)
         return ""

@@ -13,23 +13,6 @@ from typing import Any
 
 NAME = "check"
 
-_FLAGS = (
-    ("--min-acc", "V", "clean accuracy >= V, e.g. 0.9"),
-    (
-        "--min-robust-acc",
-        "V@NORM:EPS",
-        "robust accuracy at EPS >= V, e.g. 0.5@linf:0.1 (repeatable; EPS must be in the grid)",
-    ),
-    ("--max-mce", "V", "mCE in percent <= V, e.g. 100 (needs an audit with a baseline)"),
-    ("--max-ece", "V[@after]", "ECE <= V, before temperature scaling unless @after (repeatable)"),
-    ("--min-auroc", "V[@SET/METHOD]", "OOD AUROC >= V for every matching set/score (repeatable)"),
-    (
-        "--max-corruption-drop",
-        "V[@CORRUPTION]",
-        "clean minus mean corruption accuracy <= V (repeatable)",
-    ),
-)
-
 
 def add_parser(
     sub: Any,
@@ -45,22 +28,31 @@ def add_parser(
         "1 naming each violated one, 2 on bad usage or input. Point estimates are compared.",
     )
     p.add_argument("dir", metavar="DIR", help="the audit folder (holding results.json)")
-    g = p.add_argument_group("thresholds")
-    for flag, metavar, help_text in _FLAGS:
-        g.add_argument(flag, action="append", default=[], metavar=metavar, help=help_text)
+    from robustcv.audit.checks import all_checks
+
+    g = p.add_argument_group("thresholds (offered by the registered suites)")
+    for name, (suite, spec) in all_checks().items():
+        g.add_argument(
+            f"--{name}",
+            action="append",
+            default=[],
+            metavar=spec.metavar,
+            help=f"{spec.description}, e.g. {spec.example} ({suite} suite; repeatable)",
+        )
     p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="print only the violations")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``robustcv check``; returns the exit code."""
-    from robustcv.cli.main import EXIT_CHECK_FAILED, EXIT_OK, _emit
+    from robustcv.audit.checks import all_checks
+    from robustcv.cli._common import EXIT_CHECK_FAILED, EXIT_OK, emit
     from robustcv.report.check import check, parse_threshold
 
     thresholds = [
-        parse_threshold(flag[2:], value)
-        for flag, _, _ in _FLAGS
-        for value in getattr(args, flag[2:].replace("-", "_"))
+        parse_threshold(name, value)
+        for name in all_checks()
+        for value in getattr(args, name.replace("-", "_"), [])
     ]
     res = check(args.dir, thresholds)
     shown = res.failures if args.quiet else res.outcomes
@@ -71,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
         if res.passed
         else f"{failed} of {len(res.outcomes)} checks failed"
     )
-    _emit(args, res.to_dict(), "\n".join(lines))
+    emit(args, res.to_dict(), "\n".join(lines))
     return EXIT_OK if res.passed else EXIT_CHECK_FAILED

@@ -31,7 +31,9 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``robustcv compare``; returns the exit code."""
-    from robustcv.cli.main import EXIT_OK, _emit, _table
+    from robustcv.cli._common import EXIT_OK
+    from robustcv.cli._common import emit as _emit
+    from robustcv.cli._common import table as _table
     from robustcv.report.compare import compare, comparison_table, write_comparison_html
 
     res = compare(args.dir_a, args.dir_b)

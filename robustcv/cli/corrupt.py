@@ -18,37 +18,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from robustcv.cli._common import EXIT_OK, emit, parse_size, size_arg, table
 from robustcv.core.errors import InputError
 
 __all__ = ["NAME", "add_parser", "corruption_rows", "corruption_text", "parse_size", "run"]
 
 NAME = "corrupt"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse an image size ``HxW`` (or ``N`` for NxN).
-
-    Example:
-        >>> parse_size("28x32"), parse_size("224")
-        ((28, 32), (224, 224))
-    """
-    parts = str(text).lower().replace(" ", "").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 1:
-        raise InputError(f"cannot parse size '{text}'; write HxW, e.g. 224x224, or N for NxN")
-    return values[0], values[1]
-
-
-def _size_arg(text: str) -> tuple[int, int]:
-    try:
-        return parse_size(text)
-    except InputError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def add_parser(
@@ -77,8 +52,8 @@ def add_parser(
     p.add_argument(
         "--corruptions",
         default="benchmark",
-        help="benchmark (15), held-out (4), all (19), mvh, or comma-separated names "
-        "(default benchmark)",
+        help="benchmark (15), held-out (4), imagenet-c or all (19), mvh, or comma-separated "
+        "names and groups (default benchmark)",
     )
     p.add_argument(
         "--severities",
@@ -96,7 +71,7 @@ def add_parser(
         help="parameter spec (default auto: interpolated by image size)",
     )
     p.add_argument("--limit", type=int, default=None, help="corrupt only the first N images")
-    p.add_argument("--image-size", type=_size_arg, default=None, help="resize folder images to HxW")
+    p.add_argument("--image-size", type=size_arg, default=None, help="resize folder images to HxW")
     p.add_argument(
         "--force",
         action="store_true",
@@ -118,8 +93,7 @@ def _ranges(values: list[int]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``robustcv corrupt``; returns the exit code."""
-    from robustcv.cli.main import EXIT_OK, _emit
-    from robustcv.data.corrupted import write_corrupted
+    from robustcv.corruptions.dataset import write_corrupted
     from robustcv.data.loading import load_dataset
 
     if args.limit is not None and args.limit < 1:
@@ -160,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         + "\n".join(lines)
         + f"\nread with: --data {args.fmt}:{res.out_dir}#<corruption>/<severity>"
     )
-    _emit(args, {"data": args.data, **res.to_dict()}, text)
+    emit(args, {"data": args.data, **res.to_dict()}, text)
     return EXIT_OK
 
 
@@ -198,7 +172,7 @@ def corruption_rows(spec: str | None, size: tuple[int, int] = (224, 224)) -> lis
         }
         if spec is not None:
             used = "levels" if d.family == "mvh" else spec
-            table: dict[str, Any] = {
+            params: dict[str, Any] = {
                 "spec": used,
                 "param_names": list(d.param_names),
                 "values": [
@@ -207,9 +181,9 @@ def corruption_rows(spec: str | None, size: tuple[int, int] = (224, 224)) -> lis
                 ],
             }
             if used == "auto":
-                table["size"] = [h, w]
-                table["alpha"] = round(size_alpha(h, w), 6)
-            row["params"] = table
+                params["size"] = [h, w]
+                params["alpha"] = round(size_alpha(h, w), 6)
+            row["params"] = params
         rows.append(row)
     return rows
 
@@ -224,9 +198,7 @@ def corruption_text(rows: list[dict[str, Any]]) -> str:
         ----------  -------  ---------  -------
         fog         weather  benchmark  fog
     """
-    from robustcv.cli.main import _table
-
-    summary = _table(
+    summary = table(
         [[r["name"], r["family"], r["group"], r["summary"]] for r in rows],
         ["corruption", "family", "group", "summary"],
     )
@@ -243,7 +215,7 @@ def corruption_text(rows: list[dict[str, Any]]) -> str:
             )
         )
         label = "level" if params["spec"] == "levels" else "severity"
-        body = _table(
+        body = table(
             [[str(i + 1)] + [f"{v:.6g}" for v in vals] for i, vals in enumerate(params["values"])],
             [label, *params["param_names"]],
         )

@@ -29,7 +29,8 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``robustcv report``; returns the exit code."""
-    from robustcv.cli.main import EXIT_OK, _emit
+    from robustcv.cli._common import EXIT_OK
+    from robustcv.cli._common import emit as _emit
     from robustcv.report.html import write_report
 
     path = write_report(args.dir, args.out)

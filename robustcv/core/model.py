@@ -53,6 +53,37 @@ def _as_channel_tensor(value: float | Sequence[float] | torch.Tensor, name: str)
     return t.view(1, -1, 1, 1)
 
 
+class _LayerFeatures:
+    """Logits and the flattened output of the submodule ``name`` (picklable, unlike a closure)."""
+
+    def __init__(self, net: nn.Module, name: str) -> None:
+        self.net = net
+        self.name = name
+
+    def __call__(self, x_pre: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        captured: list[torch.Tensor] = []
+        layer = self.net.get_submodule(self.name)
+        handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        try:
+            out = self.net(x_pre)
+        finally:
+            handle.remove()
+        if not captured:
+            raise InputError(f"layer '{self.name}' was not called during the forward pass")
+        return out, captured[-1].flatten(1)
+
+
+class _CallableFeatures:
+    """Features from a user callable ``fn(net, x)`` (picklable when ``fn`` is)."""
+
+    def __init__(self, net: Any, fn: Callable[[Any, torch.Tensor], torch.Tensor]) -> None:
+        self.net = net
+        self.fn = fn
+
+    def __call__(self, x_pre: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        return None, self.fn(self.net, x_pre).flatten(1)
+
+
 class Model:
     """Wrap a network (an ``nn.Module`` or a callable returning logits) for robustcv.
 
@@ -162,21 +193,10 @@ class Model:
                     f"the network has no submodule '{features}'; known names include {names}"
                 ) from err
 
-            def from_layer(x_pre: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-                captured: list[torch.Tensor] = []
-                handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
-                try:
-                    out = net(x_pre)
-                finally:
-                    handle.remove()
-                if not captured:
-                    raise InputError(f"layer '{features}' was not called during the forward pass")
-                return out, captured[-1].flatten(1)
-
-            return from_layer
+            del layer  # looked up again on each call: the object stays picklable
+            return _LayerFeatures(net, features)
         if callable(features):
-            fn = features
-            return lambda x_pre: (None, fn(net, x_pre).flatten(1))
+            return _CallableFeatures(net, features)
         raise InputError(f"features must be a layer name, a callable or None, got {features!r}")
 
     # ------------------------------------------------------------------ properties

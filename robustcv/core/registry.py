@@ -96,6 +96,21 @@ class Registry(Generic[T]):
         """Return the full :class:`Entry` for ``name``."""
         return self._entries[self.canonical(name)]
 
+    def remove(self, name: str) -> Entry[T]:
+        """Unregister ``name`` (and its aliases); returns the removed entry.
+
+        Example:
+            >>> r: Registry[int] = Registry("thing")
+            >>> r.add("a", 1, aliases=("b",))
+            >>> r.remove("b").name, "a" in r, "b" in r
+            ('a', False, False)
+        """
+        key = self.canonical(name)
+        entry = self._entries.pop(key)
+        for alias in entry.aliases:
+            self._aliases.pop(alias.lower(), None)
+        return entry
+
     def names(self) -> list[str]:
         """Canonical names in registration order."""
         return list(self._entries)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,7 +13,29 @@ import torch
 from robustcv.core.errors import InputError
 from robustcv.core.results import Result
 
-__all__ = ["Estimate", "binomial_ci", "bootstrap_indices", "percentile_interval"]
+__all__ = [
+    "Estimate",
+    "binomial_ci",
+    "bootstrap_indices",
+    "finite_or_none",
+    "percentile_interval",
+]
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, or None (bools, strings and NaN give None).
+
+    Example:
+        >>> finite_or_none("0.5"), finite_or_none(float("nan")), finite_or_none(True)
+        (0.5, None, None)
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 def _upper_bound(k: int, n: int, target: float) -> float:
@@ -86,14 +110,89 @@ class Estimate(Result):
     """
 
     value: float
-    low: float
-    high: float
-    n: int
-    method: str
+    low: float = math.nan
+    high: float = math.nan
+    n: int | None = None
+    method: str = ""
     level: float = 0.95
 
     def __float__(self) -> float:
         return float(self.value)
+
+    @classmethod
+    def parse(cls, obj: Any) -> Estimate | None:
+        """An estimate from a results.json value: a dict, a bare number or None.
+
+        Missing interval ends become NaN, a missing N None; None when there is no finite value
+        (so a reader never has to guess what an absent number means). The old ``ci95: [low,
+        high]`` spelling is accepted too.
+
+        Example:
+            >>> Estimate.parse({"value": 0.9, "low": 0.82, "high": 0.95, "n": 100}).text()
+            '0.900 [0.820, 0.950] N=100'
+            >>> Estimate.parse(0.5).text(), Estimate.parse(None), Estimate.parse("x")
+            ('0.500', None, None)
+        """
+        if isinstance(obj, Estimate):
+            return obj
+        if isinstance(obj, Mapping):
+            value = finite_or_none(obj.get("value"))
+            if value is None:
+                return None
+            low, high = finite_or_none(obj.get("low")), finite_or_none(obj.get("high"))
+            ci = obj.get("ci95")
+            if (low is None or high is None) and isinstance(ci, (list, tuple)) and len(ci) == 2:
+                low, high = finite_or_none(ci[0]), finite_or_none(ci[1])
+            n_raw = obj.get("n")
+            n = (
+                int(n_raw)
+                if isinstance(n_raw, (int, float))
+                and not isinstance(n_raw, bool)
+                and math.isfinite(n_raw)
+                else None
+            )
+            method = obj.get("method")
+            level = finite_or_none(obj.get("level"))
+            return cls(
+                value,
+                math.nan if low is None else low,
+                math.nan if high is None else high,
+                n,
+                "" if method is None else str(method),
+                0.95 if level is None else level,
+            )
+        value = finite_or_none(obj)
+        return None if value is None else cls(value)
+
+    @property
+    def has_interval(self) -> bool:
+        """True when both ends of the interval are known (finite)."""
+        return math.isfinite(self.low) and math.isfinite(self.high)
+
+    def interval_text(self, digits: int = 3) -> str:
+        """The interval as ``[low, high]``, or an empty string when unknown.
+
+        Example:
+            >>> Estimate(0.5, 0.4, 0.6).interval_text(2), Estimate(0.5).interval_text()
+            ('[0.40, 0.60]', '')
+        """
+        if not self.has_interval:
+            return ""
+        return f"[{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+    def text(self, digits: int = 3) -> str:
+        """``value [low, high] N=n`` with the parts that are known.
+
+        Example:
+            >>> Estimate.binomial(9, 10).text(2)
+            '0.90 [0.55, 1.00] N=10'
+        """
+        parts = [f"{self.value:.{digits}f}"]
+        if self.has_interval:
+            parts.append(self.interval_text(digits))
+        if self.n is not None:
+            parts.append(f"N={self.n}")
+        return " ".join(parts)
 
     @classmethod
     def binomial(cls, successes: int, n: int, *, level: float = 0.95) -> Estimate:

@@ -24,8 +24,10 @@ from robustcv.core.stats import binomial_ci
 from robustcv.corruptions import metrics
 from robustcv.corruptions.api import corrupt
 from robustcv.corruptions.base import CORRUPTIONS, SPECS
+from robustcv.corruptions.selection import select_corruptions
 from robustcv.data.dataset import Dataset
 
+# select_corruptions lives in robustcv.corruptions.selection; it stays importable from here
 __all__ = ["CorruptionAccuracyResult", "corruption_accuracy", "select_corruptions"]
 
 Table = dict[str, dict[int, float]]
@@ -94,59 +96,6 @@ class CorruptionAccuracyResult(Result):
     def errors(self) -> Table:
         """``{corruption: {severity: 1 - accuracy}}``, e.g. to serve as a later baseline."""
         return metrics.corruption_errors(self.accuracy)
-
-
-def select_corruptions(corruptions: str | Sequence[str]) -> list[str]:
-    """Resolve a corruption selection to registered canonical names.
-
-    Args:
-        corruptions: ``"benchmark"`` (ImageNet-C's 15), ``"held-out"`` (its 4 others), ``"all"``
-            (the 19), ``"mvh"`` (every ``mvh-`` degradation), one name, a comma-separated
-            string of names, or a list of names.
-
-    Raises:
-        InputError: unknown names (with close matches), an empty or repeated selection.
-
-    Example:
-        >>> select_corruptions("mvh-contrast, mvh_rotation")
-        ['mvh-contrast', 'mvh-rotation']
-    """
-    groups: dict[str, tuple[str, ...]] = {
-        "benchmark": metrics.BENCHMARK_CORRUPTIONS,
-        "held-out": metrics.HELD_OUT_CORRUPTIONS,
-        "all": metrics.IMAGENET_C_CORRUPTIONS,
-    }
-    if isinstance(corruptions, str):
-        key = corruptions.strip().lower()
-        if key == "mvh":
-            names = [n for n in CORRUPTIONS.names() if n.startswith("mvh-")]
-            if not names:
-                raise InputError("no mvh- degradations are registered (import robustcv first)")
-            return names
-        if key in groups:
-            items: list[str] = list(groups[key])
-        else:
-            items = [part for part in corruptions.split(",") if part.strip()]
-    elif isinstance(corruptions, Sequence):
-        items = list(corruptions)
-    else:
-        raise InputError(
-            f"corruptions must be 'benchmark', 'held-out', 'all', 'mvh' or a list of names, "
-            f"got {type(corruptions).__name__}"
-        )
-    if not items:
-        raise InputError("corruptions is empty; name at least one (or use 'benchmark')")
-    out = []
-    for item in items:
-        if not isinstance(item, str):
-            raise InputError(f"corruption names must be strings, got {item!r}")
-        key = item.strip()
-        spellings = (key, key.replace("_", "-"), key.replace("-", "_"))
-        found = next((k for k in spellings if k in CORRUPTIONS), key)
-        out.append(CORRUPTIONS.canonical(found))
-    if len(set(out)) != len(out):
-        raise InputError(f"corruptions lists a corruption twice: {out}")
-    return out
 
 
 def _severities(names: Sequence[str], severities: str | Sequence[int]) -> dict[str, list[int]]:
@@ -277,7 +226,9 @@ def corruption_accuracy(
             batches, never loaded whole).
         y: labels (required with a tensor, forbidden with a dataset).
         corruptions: ``"benchmark"`` (ImageNet-C's 15), ``"held-out"`` (its other 4), ``"all"``
-            (19), ``"mvh"`` (the ``mvh-`` degradations) or a list of names.
+            or ``"imagenet-c"`` (19), ``"mvh"`` (the ``mvh-`` degradations), names, or a list of
+            names and groups (:func:`~robustcv.corruptions.selection.select_corruptions`); a
+            corruption selected twice is refused.
         severities: severities to evaluate for every corruption, or ``"all"`` (each
             corruption's full range: 1..5, or every published level of an ``mvh-``
             degradation; use it for ``"mvh"``).
@@ -326,7 +277,7 @@ def corruption_accuracy(
     seed = check_seed(seed)
     if spec not in SPECS:
         raise InputError(f"unknown spec {spec!r}; use one of {', '.join(SPECS)}")
-    names = select_corruptions(corruptions)
+    names = select_corruptions(corruptions, on_repeat="error")
     sevs = _severities(names, severities)
     description, base_table, base_clean = _baseline(baseline, baseline_clean_error)
     if base_table is not None:  # fail before the expensive part: score a dummy table

@@ -1,16 +1,13 @@
 """Datasets under the image contract.
 
 ``load_dataset(spec)`` reads named datasets (Fashion-MNIST) and files on disk (IDX, npz, image
-folders, CIFAR-10 binary, ImageNet-C / CIFAR-10-C layouts); ``write_corrupted`` writes -C datasets.
+folders, CIFAR-10 binary, ImageNet-C / CIFAR-10-C layouts). The data layer sits below the
+corruptions: writing -C datasets is :func:`robustcv.corruptions.write_corrupted`.
 """
 
+from robustcv.core.deprecation import deprecated_getattr
 from robustcv.data.cifar import CIFAR10_CLASSES, read_cifar10_binary
-from robustcv.data.corrupted import (
-    CorruptedWriteResult,
-    available_corruptions,
-    load_corrupted,
-    write_corrupted,
-)
+from robustcv.data.corrupted import available_corruptions, load_corrupted
 from robustcv.data.dataset import ArraySource, Dataset, Source, images_to_tensor
 from robustcv.data.fashion_mnist import (
     FASHION_MNIST_CLASSES,
@@ -27,7 +24,6 @@ __all__ = [
     "DATASETS",
     "FASHION_MNIST_CLASSES",
     "ArraySource",
-    "CorruptedWriteResult",
     "Dataset",
     "FolderSource",
     "Source",
@@ -42,6 +38,14 @@ __all__ = [
     "read_cifar10_binary",
     "read_idx",
     "user_cache_dir",
-    "write_corrupted",
     "write_idx",
 ]
+
+# moved to robustcv.corruptions in 0.5 (the data layer does not import the corruptions)
+__getattr__ = deprecated_getattr(
+    __name__,
+    {
+        "CorruptedWriteResult": "robustcv.corruptions.dataset:CorruptedWriteResult",
+        "write_corrupted": "robustcv.corruptions.dataset:write_corrupted",
+    },
+)

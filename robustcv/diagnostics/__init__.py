@@ -1,11 +1,22 @@
-"""Diagnostics as pure functions: accuracy, calibration (ECE, temperature scaling), OOD scores."""
+"""Diagnostics as pure functions: accuracy, calibration (ECE, temperature scaling), OOD scores.
 
-from robustcv.diagnostics.accuracy import AccuracyResult, accuracy
+``robustcv.diagnostics.accuracy`` and ``robustcv.diagnostics.calibration`` are the modules; the
+functions are ``robustcv.accuracy`` (also ``robustcv.diagnostics.accuracy.accuracy``) and
+``robustcv.diagnostics.calibration.calibration``.
+"""
+
+from __future__ import annotations
+
+import types
+import warnings
+from typing import Any
+
+from robustcv.diagnostics import accuracy, calibration
+from robustcv.diagnostics.accuracy import AccuracyResult
 from robustcv.diagnostics.calibration import (
     CalibrationResult,
     ReliabilityTable,
     TemperatureScaler,
-    calibration,
     fit_temperature,
 )
 from robustcv.diagnostics.ood import (
@@ -44,3 +55,30 @@ __all__ = [
     "odin",
     "ood_metrics",
 ]
+
+_REPLACEMENT = {
+    "accuracy": "robustcv.accuracy (or robustcv.diagnostics.accuracy.accuracy)",
+    "calibration": "robustcv.diagnostics.calibration.calibration",
+}
+
+
+class _CallableModule(types.ModuleType):
+    """A module that still runs, with a warning, when called like the function it once hid.
+
+    Until 0.5 ``robustcv.diagnostics.accuracy`` was the function; calling the module keeps old
+    code working for one release.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        short = self.__name__.rsplit(".", 1)[1]
+        warnings.warn(
+            f"calling the module {self.__name__} is deprecated: use {_REPLACEMENT[short]}, "
+            "removed in 0.6",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(self, short)(*args, **kwargs)
+
+
+for _module in (accuracy, calibration):
+    _module.__class__ = _CallableModule

@@ -20,16 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustcv.audit.registry import ordered_suites
+from robustcv.audit.schema import load_results
+from robustcv.audit.suite import Metric, section_of
 from robustcv.core.errors import InputError
 from robustcv.core.results import Result
-from robustcv.report._results import (
-    Estimate,
-    Metric,
-    curve_estimates,
-    headline_metrics,
-    load_results,
-    suite,
-)
+from robustcv.core.stats import Estimate
 
 __all__ = [
     "ALPHA",
@@ -38,6 +34,7 @@ __all__ = [
     "ComparisonRow",
     "compare",
     "comparison_table",
+    "headline_metrics",
     "two_proportion_p",
     "write_comparison_html",
 ]
@@ -132,7 +129,9 @@ class ComparisonResult(Result):
 
 
 def _est_dict(e: Estimate) -> dict[str, Any]:
-    return {"value": e.value, "low": e.low, "high": e.high, "n": e.n, "method": e.method}
+    low = e.low if e.has_interval else None
+    high = e.high if e.has_interval else None
+    return {"value": e.value, "low": low, "high": high, "n": e.n, "method": e.method or None}
 
 
 def _judge(ma: Metric, mb: Metric) -> tuple[bool | None, str, float | None]:
@@ -140,9 +139,29 @@ def _judge(ma: Metric, mb: Metric) -> tuple[bool | None, str, float | None]:
     if ma.proportion and mb.proportion and a.n and b.n:
         p = two_proportion_p(a.value, a.n, b.value, b.n)
         return p >= ALPHA, "two-proportion z-test", p
-    if a.low is not None and a.high is not None and b.low is not None and b.high is not None:
+    if a.has_interval and b.has_interval:
         return a.low <= b.high and b.low <= a.high, "interval overlap", None
     return None, "none", None
+
+
+def _section(results: Mapping[str, Any], suite: Any) -> Any:
+    return results.get(suite.results_key) if suite.results_key else section_of(results, suite.name)
+
+
+def headline_metrics(results: Mapping[str, Any]) -> list[Metric]:
+    """The headline numbers of an audit from every registered suite, in a stable order.
+
+    Example:
+        >>> res = {"suites": {"clean": {"accuracy": {"value": 0.9, "n": 100}}}}
+        >>> [(m.key, m.estimate.value) for m in headline_metrics(res)]
+        [('clean/accuracy', 0.9)]
+    """
+    out: list[Metric] = []
+    for suite in ordered_suites():
+        section = _section(results, suite)
+        if section is not None:
+            out += suite.metrics(results, section)
+    return out
 
 
 def _label(results: Mapping[str, Any], source: str) -> str:
@@ -152,16 +171,10 @@ def _label(results: Mapping[str, Any], source: str) -> str:
 
 def _curves(results: Mapping[str, Any]) -> dict[str, dict[str, list[float | None]]]:
     out: dict[str, dict[str, list[float | None]]] = {}
-    for norm, nr in ((suite(results, "adversarial") or {}).get("norms") or {}).items():
-        if isinstance(nr, Mapping):
-            pts = curve_estimates(nr)
-            if pts:
-                out[str(norm)] = {
-                    "eps": [e for e, _ in pts],
-                    "value": [a.value for _, a in pts],
-                    "low": [a.low for _, a in pts],
-                    "high": [a.high for _, a in pts],
-                }
+    for suite in ordered_suites():
+        section = _section(results, suite)
+        if section is not None:
+            out.update(suite.comparison_curves(section))
     return out
 
 
@@ -294,7 +307,7 @@ def write_comparison_html(result: ComparisonResult, out_path: str | os.PathLike[
         >>> write_comparison_html(compare(a, a), out).is_file()
         True
     """
-    from robustcv.report import plots
+    from robustcv.audit import plots
     from robustcv.report.html import _CSP, _environment
 
     header, table = comparison_table(result)

@@ -5,7 +5,8 @@ registered recipe, seeded end to end, and writes ``DIR/model.safetensors`` and
 ``DIR/card.json`` (architecture, recipe, seed, data, measured accuracies, training time and the
 command that reproduces it). Adversarial recipes are watched for catastrophic overfitting: after
 every epoch a PGD-10 attack runs on a held-out batch; if robust accuracy collapses, the loop
-restores the best epoch and stops.
+restores the best epoch and stops. Every attack here (the recipes' and the PGD evaluations) is
+the attack engine's (:func:`robustcv.attacks.attack`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
+from robustcv.attacks import attack
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
 from robustcv.core.results import Result
@@ -34,7 +36,6 @@ from robustcv.core.seeding import check_seed, derive_seed, make_generator
 from robustcv.core.stats import binomial_ci
 from robustcv.data.loading import load_dataset
 from robustcv.models.architectures import build_architecture
-from robustcv.training.attacks import pgd_linf
 from robustcv.training.recipes import RECIPES, RecipeParams
 
 __all__ = ["DATA_STATS", "TrainConfig", "TrainResult", "augment_batch", "train"]
@@ -175,15 +176,30 @@ def _robust_accuracy(
     progress: bool = False,
     desc: str = "PGD",
 ) -> tuple[int, int]:
-    """(#robust, N) under L-inf PGD with random start, step eps/4 (min 2.5 eps / steps)."""
-    alpha = max(eps / 4, 2.5 * eps / steps)
+    """(#robust, N) under the engine's L-inf PGD: random start, step max(eps/4, 2.5 eps / steps).
+
+    A sample counts as robust when it is classified correctly and the attack's adversarial
+    example (re-evaluated by the runner) is too. Random starts are keyed by (seed, image), so
+    the count does not depend on ``batch_size``.
+    """
+    rel_step = max(0.25, 2.5 / steps)
     robust = 0
-    gen = make_generator(seed, model.device)
     for i in tqdm(range(0, len(y), batch_size), desc=desc, disable=not progress, leave=False):
-        xb, yb = x[i : i + batch_size].to(model.device), y[i : i + batch_size].to(model.device)
-        adv = pgd_linf(model, xb, yb, eps=eps, alpha=alpha, steps=steps, generator=gen)
-        with torch.no_grad():
-            robust += int((model.logits(adv, validate=False).argmax(1) == yb).sum())
+        res = attack(
+            model,
+            x[i : i + batch_size],
+            y[i : i + batch_size],
+            "pgd",
+            eps=eps,
+            seed=seed,
+            steps=steps,
+            rel_step=rel_step,
+            restarts=1,
+            random_start=True,
+            loss="ce",
+            early_stop=True,
+        )
+        robust += int((res.clean_correct & ~res.success).sum())
     return robust, len(y)
 
 
@@ -435,7 +451,7 @@ def write_model_card(
             "ci95": list(result.test_robust_accuracy_ci or ()),
             "n": result.test_n,
             "attack": "PGD-40, L-inf, random start, step max(eps/4, 2.5 eps/40), "
-            "first success kept (robustcv.training.attacks.pgd_linf)",
+            "first success kept, else the highest-loss iterate (robustcv.attacks: pgd)",
             "eps": config.eps,
         },
         "catastrophic_overfitting": result.catastrophic_overfitting,

@@ -20,16 +20,111 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from robustcv.audit.plan import AuditContext, Row, Unit, shards
+from robustcv.audit import plots
+from robustcv.audit.plan import Row, Unit, shards
 from robustcv.audit.schema import accuracy_estimate
+from robustcv.audit.suite import (
+    CheckSpec,
+    Metric,
+    Needs,
+    Outcome,
+    Suite,
+    Threshold,
+    est_view,
+    fmt,
+    notes_list,
+    section_of,
+)
+from robustcv.audit.validate import float_tuple, positive_int, str_tuple
+from robustcv.core.errors import InputError
+from robustcv.core.names import canonical_norm, parse_norm_eps_threshold
 from robustcv.core.seeding import derive_seed
+from robustcv.core.stats import Estimate, finite_or_none
 
-__all__ = ["AdversarialSuite", "eps_half", "fallback_grid"]
+if TYPE_CHECKING:
+    from robustcv.audit.context import AuditContext
+
+__all__ = [
+    "AUDIT_NORMS",
+    "SUITE",
+    "AdversarialConfig",
+    "AdversarialSuite",
+    "curve_estimates",
+    "eps_half",
+    "fallback_grid",
+    "find_eps",
+]
+
+AUDIT_NORMS: tuple[str, ...] = ("linf", "l2")
+"""The norms an audit measures."""
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """Robust accuracy under L-inf and L2 attacks.
+
+    Attributes:
+        norms: threat models.
+        n: images of the pilot minimum-norm run (and of the whole ensemble at ``full``).
+        subset: images the pilot curve is tightened on with APGD-CE and APGD-T (``fast``).
+        factors: the eps grid is these factors times the pilot's median minimal perturbation.
+        pilot_steps: FMN steps of the pilot.
+        apgd_steps: APGD-CE / APGD-T steps (``fast``).
+        apgd_targets: APGD-T target classes (``fast``).
+        sanity: run the gradient-masking sanity checks.
+        sanity_subset: images the sanity checks use.
+        gradient_free_n: images attacked when the model is gradient-free (score/decision
+            attacks are query-hungry).
+        hsj_queries: query budget per image of the HopSkipJump pilot (gradient-free models).
+        square_queries: Square attack queries per image (gradient-free models, ``fast``).
+    """
+
+    norms: tuple[str, ...] = AUDIT_NORMS
+    n: int = 500
+    subset: int = 100
+    factors: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0)
+    pilot_steps: int = 50
+    apgd_steps: int = 25
+    apgd_targets: int = 3
+    sanity: bool = True
+    sanity_subset: int = 50
+    gradient_free_n: int = 100
+    hsj_queries: int = 2000
+    square_queries: int = 1000
+
+    def __post_init__(self) -> None:
+        norms = tuple(
+            canonical_norm(n, AUDIT_NORMS) for n in str_tuple(self.norms, "adversarial.norms")
+        )
+        if not norms or len(set(norms)) != len(norms):
+            raise InputError(
+                f"adversarial.norms must be distinct names from {', '.join(AUDIT_NORMS)}, got "
+                f"{norms}"
+            )
+        object.__setattr__(self, "norms", norms)
+        object.__setattr__(self, "factors", float_tuple(self.factors, "adversarial.factors"))
+        for name in (
+            "n",
+            "subset",
+            "pilot_steps",
+            "apgd_steps",
+            "apgd_targets",
+            "sanity_subset",
+            "gradient_free_n",
+            "hsj_queries",
+            "square_queries",
+        ):
+            positive_int(getattr(self, name), f"adversarial.{name}")
+        if not isinstance(self.sanity, bool):
+            raise InputError(f"adversarial.sanity must be true or false, got {self.sanity!r}")
+
 
 _SHARD = 250  # images per adversarial unit (attacks are ~100x the cost of a forward pass)
 
@@ -53,7 +148,7 @@ def _sig(value: float, digits: int = 4) -> float:
     return float(f"{value:.{digits}g}")
 
 
-def eps_half(eps: list[float], accuracy: list[float], clean: float) -> float | None:
+def eps_half(eps: Sequence[float], accuracy: Sequence[float], clean: float) -> float | None:
     """Smallest eps where accuracy falls to half of ``clean``, linearly interpolated.
 
     The curve starts at ``(0, clean)``. None when accuracy stays above half on the grid.
@@ -81,10 +176,207 @@ def _median(values: list[float]) -> float | None:
     return med if math.isfinite(med) else None
 
 
-class AdversarialSuite:
+def curve_estimates(norm_res: Mapping[str, Any]) -> list[tuple[float, Estimate]]:
+    """The ``(eps, accuracy)`` points of one norm's curve, sorted by eps, skipping bad entries.
+
+    Example:
+        >>> [(e, a.value) for e, a in curve_estimates({"eps": [0.2, 0.1], "accuracy": [0.4, 0.7]})]
+        [(0.1, 0.7), (0.2, 0.4)]
+    """
+    eps = norm_res.get("eps") or []
+    acc = norm_res.get("accuracy") or []
+    out = []
+    for e, a in zip(eps, acc, strict=False):
+        ev, est = finite_or_none(e), Estimate.parse(a)
+        if ev is not None and est is not None:
+            out.append((ev, est))
+    return sorted(out, key=lambda p: p[0])
+
+
+def find_eps(norm_res: Mapping[str, Any], eps: float) -> Estimate | None:
+    """The accuracy at ``eps`` in a norm's grid (relative tolerance 1e-6), or None.
+
+    Example:
+        >>> find_eps({"eps": [0.05, 0.1], "accuracy": [0.7, 0.4]}, 0.1).value
+        0.4
+    """
+    for e, est in curve_estimates(norm_res):
+        if math.isclose(e, eps, rel_tol=1e-6, abs_tol=1e-12):
+            return est
+    return None
+
+
+def _stored_eps_half(results: Mapping[str, Any], nr: Mapping[str, Any]) -> float | None:
+    """The stored ``eps_half``, else interpolated from the curve (old results)."""
+    if "eps_half" in nr:
+        return finite_or_none(nr.get("eps_half"))
+    ref = Estimate.parse(nr.get("clean_accuracy")) or Estimate.parse(
+        (section_of(results, "clean") or {}).get("accuracy")
+    )
+    if ref is None:
+        return None
+    pts = [(e, a.value) for e, a in curve_estimates(nr)]
+    if pts and pts[0][0] == 0:
+        pts = pts[1:]
+    return eps_half([e for e, _ in pts], [a for _, a in pts], ref.value)
+
+
+def _parse_robust(raw: str) -> tuple[float, str]:
+    t = parse_norm_eps_threshold(raw, AUDIT_NORMS, what="--min-robust-acc")
+    return t.value, f"{t.norm}:{t.eps!r}"
+
+
+def _check_robust(
+    results: Mapping[str, Any], adv: Mapping[str, Any], t: Threshold
+) -> list[Outcome]:
+    norm, eps = t.norm_eps
+    nr = (adv.get("norms") or {}).get(norm)
+    if not isinstance(nr, Mapping):
+        raise InputError(
+            f"{t.flag}: the audit measured no {norm} robustness; re-run 'robustcv audit' "
+            f"with --eps {norm}:{eps:g}"
+        )
+    est = find_eps(nr, eps)
+    if est is None:
+        grid = ", ".join(f"{e:g}" for e in (nr.get("eps") or []))
+        raise InputError(
+            f"{t.flag}: eps {eps:g} is not in the audit's {norm} grid ({grid}); re-run "
+            f"'robustcv audit' with --eps {norm}:{eps:g}"
+        )
+    return [Outcome.judge(t, f"{norm} robust accuracy at eps {eps:g}", est, higher_is_better=True)]
+
+
+def _findings(items: Any, scope: str, *, fired_only: bool) -> list[dict[str, Any]]:
+    out = []
+    for f in items if isinstance(items, list) else []:
+        if isinstance(f, Mapping) and (f.get("fired") or not fired_only):
+            out.append(
+                {
+                    "scope": scope,
+                    "check": str(f.get("check", "?")),
+                    "fired": bool(f.get("fired")),
+                    "message": str(f.get("message") or f.get("explanation") or ""),
+                    "action": str(f.get("action") or ""),
+                }
+            )
+    return out
+
+
+def _pilot_text(pilot: Any) -> str:
+    if not isinstance(pilot, Mapping) or not pilot.get("attack"):
+        return ""
+    params = pilot.get("params")
+    args = ", ".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, Mapping) else ""
+    n = f" on N = {pilot['n']}" if pilot.get("n") is not None else ""
+    return f"{pilot['attack']}({args}){n}"
+
+
+_TEMPLATE = """{% from "_macros.html.j2" import est, figure, notes %}
+<p>{% if v.strength %}Strength <b>{{ v.strength }}</b>. {% endif %}{% if v.n is not none %}N = {{ v.n }} images attacked. {% endif %}
+Robust accuracy is the worst case per image over the attack ensemble.</p>
+{% if v.gradient_free %}<p class="note">The model is gradient-free: only score- and decision-based attacks ran, which give weaker (higher) robust accuracy.</p>{% endif %}
+{{ figure(v.curves, "robust accuracy against eps") }}
+{{ figure(v.histogram, "minimal perturbation histogram") }}
+{% for n in v.norms %}
+<h3>{{ n.name }}</h3>
+<p>Ensemble: {% for a in n.ensemble %}<span class="mono">{{ a }}</span>{{ ", " if not loop.last }}{% else %}<span class="muted">not recorded</span>{% endfor %}
+{% if n.n is not none %} · N = {{ n.n }}{% endif %} · eps at half accuracy: <b>{{ n.eps_half or "not reached" }}</b> · median minimal perturbation {{ n.median_min_norm }}</p>
+{% if n.pilot or n.grid_source %}<p class="small muted">{% if n.pilot %}eps grid from the minimum-norm pilot {{ n.pilot }}{% endif %}{% if n.grid_source %} ({{ n.grid_source }}){% endif %}</p>{% endif %}
+<div style="display:flex; gap:24px; flex-wrap:wrap">
+<table>
+<tr><th>eps</th><th>robust accuracy</th></tr>
+{% for p in n.points %}<tr><td class="num">{{ p.eps }}</td><td>{{ est(p.est) }}</td></tr>{% endfor %}
+</table>
+{% if n.budgets %}
+<table><tr><th>attack</th><th>budget</th></tr>
+{% for b in n.budgets %}<tr><td class="mono">{{ b.attack }}</td><td class="small">{{ b.budget }}</td></tr>{% endfor %}
+</table>
+{% endif %}
+{% if n.broken_by %}
+<table><tr><th>first broken by</th><th>share</th></tr>
+{% for b in n.broken_by %}<tr><td class="mono">{{ b.attack }}</td><td class="num">{{ b.share }}</td></tr>{% endfor %}
+</table>
+{% endif %}
+</div>
+{% if n.sanity %}
+<details><summary>sanity checks ({{ n.sanity|selectattr("fired")|list|length }} of {{ n.sanity|length }} fired)</summary>
+<table><tr><th>check</th><th>result</th><th>finding</th></tr>
+{% for f in n.sanity %}<tr><td class="mono">{{ f.check }}</td><td class="{{ 'bad' if f.fired else 'ok' }}">{{ "FIRED" if f.fired else "quiet" }}</td><td>{{ f.message }}{% if f.fired and f.action %} <i>{{ f.action }}</i>{% endif %}</td></tr>{% endfor %}
+</table></details>
+{% endif %}
+{{ notes(n.notes) }}
+{% endfor %}
+{% if v.sanity %}
+<details><summary>model-level sanity checks</summary>
+<table><tr><th>check</th><th>result</th><th>finding</th></tr>
+{% for f in v.sanity %}<tr><td class="mono">{{ f.check }}</td><td class="{{ 'bad' if f.fired else 'ok' }}">{{ "FIRED" if f.fired else "quiet" }}</td><td>{{ f.message }}</td></tr>{% endfor %}
+</table></details>
+{% endif %}
+{{ notes(v.notes) }}
+"""  # noqa: E501
+
+_CARD = """{% from "_macros.html.j2" import est %}
+<div class="card"><h3>Eps at which accuracy halves</h3>
+<table>
+{% for r in v.eps_half %}
+<tr><td>{{ r.norm }}</td><td class="big">{{ r.eps_half if r.eps_half else "not reached" }}</td>
+<td class="small muted">{% if not r.eps_half and r.max_eps %}accuracy still {{ est(r.last) }} at eps {{ r.max_eps }}{% endif %}</td></tr>
+{% endfor %}
+</table>
+<p class="small muted">interpolated on the eps grid; half of the clean accuracy of the attacked images</p></div>
+"""  # noqa: E501
+
+
+class AdversarialSuite(Suite):
     """Pilot minimum-norm units, then ensemble units on the pilot-derived grid."""
 
     name = "adversarial"
+    title = "Adversarial robustness"
+    description = "robust accuracy curves (L-inf, L2) on a pilot-derived eps grid, sanity checks"
+    config_class = AdversarialConfig
+    order = 30
+    report_template = _TEMPLATE
+    card_template = _CARD
+    checks = (
+        CheckSpec(
+            "min-robust-acc",
+            "robust accuracy at NORM:EPS >= V (V@NORM:EPS)",
+            "V@NORM:EPS",
+            "0.5@linf:0.1",
+            _check_robust,
+            fraction=True,
+            eps=lambda t: t.norm_eps,
+            parse=_parse_robust,
+        ),
+    )
+
+    def needs(self, config: Any) -> Needs:
+        """Input gradients for the white-box attacks (gradient-free models fall back)."""
+        return Needs(gradients=True)
+
+    def validate(self, config: Any, shape: tuple[int, ...]) -> None:
+        """Every eps given (``--eps``, check thresholds) must be for a measured norm."""
+        if "adversarial" not in config.suites:
+            return
+        norms = config.adversarial.norms
+        extra = [n for n in config.eps if n not in norms]
+        if extra:
+            raise InputError(
+                f"eps given for {extra} but adversarial.norms is {list(norms)}; add the norm "
+                "there or drop those eps"
+            )
+
+    def subsample(self, ctx: AuditContext, units: Sequence[Unit]) -> tuple[str, dict[str, Any]]:
+        """Pilot and ensemble sizes and the attacks."""
+        cfg = ctx.config
+        pilot = len(self._pilot_positions(ctx))
+        ens = len(self._ensemble_positions(ctx))
+        names = "+".join(m[0] for m in self.ensemble(ctx))
+        text = (
+            f"adversarial {'/'.join(cfg.adversarial.norms)}: pilot {self.pilot_attack(ctx)[0]} "
+            f"on {pilot}, ensemble {names} on {ens} images ({cfg.strength})"
+        )
+        return text, {"adversarial_pilot": pilot, "adversarial": ens}
 
     # -------------------------------------------------------------- sampling and budgets
     def _pilot_positions(self, ctx: AuditContext) -> np.ndarray:
@@ -368,3 +660,183 @@ class AdversarialSuite:
             notes.setdefault("skipped", {})["adversarial/white-box"] = reason
             result["notes"].append(reason)
         return result
+
+    # -------------------------------------------------------------- words and report
+    def summary_lines(self, section: Any) -> list[str]:
+        """Per norm: median minimal perturbation, eps_half, accuracy at the largest eps."""
+        out = []
+        for norm, r in (section.get("norms") or {}).items():
+            half = "n/a" if r.get("eps_half") is None else f"{r['eps_half']:.4g}"
+            med = "n/a" if r.get("median_min_norm") is None else f"{r['median_min_norm']:.4g}"
+            warn = f"; sanity warnings: {', '.join(r['warnings'])}" if r.get("warnings") else ""
+            last = Estimate.parse((r.get("accuracy") or [None])[-1])
+            at = f"; at eps {r['eps'][-1]:g}: {last.text(4)}" if last and r.get("eps") else ""
+            out.append(f"{norm}: median min-norm {med}, accuracy halves at eps {half}{at}{warn}")
+        return out
+
+    def view(
+        self, results: Mapping[str, Any], section: Any, folder: Path | None
+    ) -> dict[str, Any] | None:
+        """Curves, the minimal-perturbation histogram, per-norm tables and sanity checks."""
+        adv = section
+        norms = []
+        curves: dict[str, dict[str, Any]] = {}
+        hists: dict[str, dict[str, Any]] = {}
+        for norm, nr in (adv.get("norms") or {}).items():
+            if not isinstance(nr, Mapping):
+                continue
+            norm = str(norm)
+            pts = curve_estimates(nr)
+            ref = Estimate.parse(nr.get("clean_accuracy")) or Estimate.parse(
+                (section_of(results, "clean") or {}).get("accuracy")
+            )
+            half = _stored_eps_half(results, nr)
+            if pts:
+                curves[norm] = {
+                    "eps": [e for e, _ in pts],
+                    "value": [a.value for _, a in pts],
+                    "low": [a.low if a.has_interval else None for _, a in pts],
+                    "high": [a.high if a.has_interval else None for _, a in pts],
+                    "clean": None if ref is None else ref.value,
+                    "eps_half": half,
+                }
+                upper = [Estimate.parse(a) for a in (nr.get("min_norm_accuracy") or [])]
+                if len(upper) == len(nr.get("eps") or []) and all(u is not None for u in upper):
+                    by_eps = dict(zip((finite_or_none(e) for e in nr["eps"]), upper, strict=True))
+                    curves[norm]["upper"] = [by_eps[e].value for e, _ in pts]  # type: ignore[union-attr]
+            min_norms = nr.get("min_norms") or []
+            finite = [v for v in (finite_or_none(m) for m in min_norms) if v is not None]
+            positive = [v for v in finite if v > 0]  # 0 marks an image misclassified unattacked
+            if positive:
+                hists[norm] = {
+                    "values": positive,
+                    "not_found": len(min_norms) - len(finite),
+                    "misclassified": len(finite) - len(positive),
+                    "median": finite_or_none(nr.get("median_min_norm")),
+                }
+            budgets = nr.get("budgets") or {}
+            ensemble = [str(a) for a in (nr.get("ensemble") or adv.get("ensemble") or [])]
+            attack_notes = nr.get("attack_notes")
+            norms.append(
+                {
+                    "name": norm,
+                    "n": nr.get("n", adv.get("n")),
+                    "points": [{"eps": f"{e:g}", "est": est_view(a)} for e, a in pts],
+                    "eps_half": None if half is None else f"{half:.4g}",
+                    "median_min_norm": fmt(nr.get("median_min_norm")),
+                    "ensemble": ensemble,
+                    "budgets": [
+                        {
+                            "attack": str(k),
+                            "budget": ", ".join(f"{a}={b}" for a, b in v.items())
+                            if isinstance(v, Mapping)
+                            else str(v),
+                        }
+                        for k, v in (budgets.items() if isinstance(budgets, Mapping) else [])
+                    ],
+                    "broken_by": [
+                        {"attack": str(k), "share": fmt(v, 3)}
+                        for k, v in (nr.get("broken_by") or {}).items()
+                    ],
+                    "sanity": _findings(nr.get("sanity"), norm, fired_only=False),
+                    "grid_source": str(nr.get("grid_source") or ""),
+                    "pilot": _pilot_text(nr.get("pilot")),
+                    "notes": notes_list(
+                        [f"{k}: {v}" for k, v in attack_notes.items()]
+                        if isinstance(attack_notes, Mapping)
+                        else None
+                    ),
+                }
+            )
+        return {
+            "strength": str(adv.get("strength", "")),
+            "gradient_free": bool(adv.get("gradient_free")),
+            "notes": notes_list(adv.get("notes")),
+            "n": adv.get("n"),
+            "norms": norms,
+            "sanity": _findings(adv.get("sanity"), "model", fired_only=False),
+            "curves": plots.accuracy_vs_eps(curves) if curves else None,
+            "histogram": plots.min_norm_histogram(hists) if hists else None,
+        }
+
+    def card(self, results: Mapping[str, Any], section: Any) -> dict[str, Any] | None:
+        """Eps at which accuracy halves, per norm."""
+        rows = []
+        for norm, nr in (section.get("norms") or {}).items():
+            if not isinstance(nr, Mapping):
+                continue
+            pts = curve_estimates(nr)
+            half = _stored_eps_half(results, nr)
+            rows.append(
+                {
+                    "norm": str(norm),
+                    "eps_half": None if half is None else f"{half:.4g}",
+                    "max_eps": f"{pts[-1][0]:g}" if pts else None,
+                    "last": est_view(pts[-1][1]) if pts else None,
+                }
+            )
+        return {"eps_half": rows} if rows else None
+
+    def warnings(self, results: Mapping[str, Any], section: Any) -> list[dict[str, str]]:
+        """Fired gradient-masking sanity checks (model-level and per norm)."""
+        found = _findings(section.get("sanity"), "adversarial", fired_only=True)
+        for norm, nr in (section.get("norms") or {}).items():
+            if isinstance(nr, Mapping):
+                found += _findings(nr.get("sanity"), f"adversarial {norm}", fired_only=True)
+        return [{k: str(v) for k, v in f.items() if k != "fired"} for f in found]
+
+    def metrics(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """Per norm: eps_half, median minimal perturbation, robust accuracy at every eps."""
+        out: list[Metric] = []
+        for norm, nr in (section.get("norms") or {}).items():
+            if not isinstance(nr, Mapping):
+                continue
+            half = _stored_eps_half(results, nr)
+            if half is not None:
+                out.append(
+                    Metric(
+                        f"adversarial/{norm}/eps_half",
+                        f"{norm} eps at half accuracy",
+                        Estimate(half),
+                        True,
+                    )
+                )
+            med = finite_or_none(nr.get("median_min_norm"))
+            if med is not None:
+                out.append(
+                    Metric(
+                        f"adversarial/{norm}/median_min_norm",
+                        f"{norm} median minimal perturbation",
+                        Estimate(med),
+                        True,
+                    )
+                )
+            for e, est in curve_estimates(nr):
+                out.append(
+                    Metric(
+                        f"adversarial/{norm}/acc@{e:g}",
+                        f"{norm} robust accuracy at eps {e:g}",
+                        est,
+                        True,
+                        True,
+                    )
+                )
+        return out
+
+    def comparison_curves(self, section: Any) -> dict[str, dict[str, list[float | None]]]:
+        """Robust accuracy against eps per norm, for the comparison plot."""
+        out: dict[str, dict[str, list[float | None]]] = {}
+        for norm, nr in (section.get("norms") or {}).items():
+            if isinstance(nr, Mapping):
+                pts = curve_estimates(nr)
+                if pts:
+                    out[str(norm)] = {
+                        "eps": [e for e, _ in pts],
+                        "value": [a.value for _, a in pts],
+                        "low": [a.low if a.has_interval else None for _, a in pts],
+                        "high": [a.high if a.has_interval else None for _, a in pts],
+                    }
+        return out
+
+
+SUITE = AdversarialSuite()

@@ -9,57 +9,157 @@ shift pools, per severity, the logits of the same images under each of a few cor
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from robustcv.audit.plan import AuditContext, Row, Unit, pack, shards, unpack
+from robustcv.audit import plots
+from robustcv.audit.plan import Row, Unit, pack, shards, unpack
+from robustcv.audit.suite import (
+    CheckSpec,
+    Metric,
+    Needs,
+    Outcome,
+    Suite,
+    Threshold,
+    est_view,
+    fmt,
+    notes_list,
+)
+from robustcv.audit.validate import int_tuple, positive_int, str_tuple
+from robustcv.core.errors import InputError
 from robustcv.core.seeding import derive_seed
-from robustcv.data.dataset import Dataset
+from robustcv.core.stats import Estimate, finite_or_none
 
-__all__ = ["CalibrationSuite", "available_corruptions", "fit_subset"]
+if TYPE_CHECKING:
+    from robustcv.audit.context import AuditContext
 
-
-def fit_subset(ctx: AuditContext, n: int) -> Dataset:
-    """A seeded sample of ``n`` fit-data images (the same for calibration and OOD fits)."""
-
-    def make() -> Dataset:
-        data = ctx.fit_data()
-        return data.limit(n, seed=derive_seed(ctx.seed, "audit-fit"))
-
-    out: Dataset = ctx.cached(f"fit-subset-{n}", make)
-    return out
+__all__ = ["SUITE", "CalibrationConfig", "CalibrationSuite"]
 
 
-def available_corruptions(names: tuple[str, ...], shape: tuple[int, ...]) -> tuple[list, dict]:
-    """(usable canonical names, {name: why not}) for images of ``shape`` (C, H, W)."""
-    from robustcv.corruptions import CORRUPTIONS
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Calibration before/after temperature scaling and under shift.
 
-    ok, why = [], {}
-    for name in names:
-        spellings = (name, name.replace("_", "-"), name.replace("-", "_"))
-        key = next((k for k in spellings if k in CORRUPTIONS), None)
-        if key is None:
-            why[name] = "not a registered corruption"
-            continue
-        defn = CORRUPTIONS.get(key)
-        if min(shape[1], shape[2]) < defn.min_size:
-            why[name] = f"needs images of at least {defn.min_size}x{defn.min_size} pixels"
-            continue
-        ok.append(CORRUPTIONS.canonical(key))
-    return ok, why
+    Attributes:
+        n: evaluated images (None: all).
+        fit_n: images of the fit data the temperature is fitted on.
+        n_bins: bins of the ECE and reliability tables (aggregation only).
+        shift_corruptions: corruptions pooled per severity for calibration under shift.
+        shift_n: images per corruption and severity for calibration under shift.
+        shift_severities: severities of the shift curve (severity 0, clean, is always added).
+    """
+
+    n: int | None = None
+    fit_n: int = 5000
+    n_bins: int = 15
+    shift_corruptions: tuple[str, ...] = ("gaussian_noise", "defocus_blur", "fog", "contrast")
+    shift_n: int = 500
+    shift_severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+    def __post_init__(self) -> None:
+        positive_int(self.n, "calibration.n", allow_none=True)
+        positive_int(self.fit_n, "calibration.fit_n")
+        positive_int(self.n_bins, "calibration.n_bins")
+        positive_int(self.shift_n, "calibration.shift_n")
+        object.__setattr__(
+            self, "shift_corruptions", str_tuple(self.shift_corruptions, "shift_corruptions")
+        )
+        object.__setattr__(
+            self,
+            "shift_severities",
+            int_tuple(self.shift_severities, "calibration.shift_severities"),
+        )
 
 
 def _estimate(est: Any) -> dict[str, Any]:
     return dict(est.to_dict())
 
 
-class CalibrationSuite:
+def _ece_qualifier(text: str) -> str:
+    if text not in ("before", "after"):
+        raise InputError(f"--max-ece qualifier must be 'before' or 'after', got '@{text}'")
+    return text
+
+
+def _check_ece(section: Mapping[str, Any], t: Threshold) -> list[Outcome]:
+    when = t.qualifier or "before"
+    est = Estimate.parse((section.get(when) or {}).get("ece"))
+    if est is None:
+        raise InputError(f"{t.flag}: results.json has no ECE {when} temperature scaling")
+    return [Outcome.judge(t, f"ECE {when} temperature scaling", est, higher_is_better=False)]
+
+
+_TEMPLATE = """{% from "_macros.html.j2" import est, figure, notes %}
+<p>{% if v.n is not none %}N = {{ v.n }} evaluated images · {% endif %}temperature T = <b>{{ v.temperature }}</b>
+fitted on {% if v.fit_n is not none %}{{ v.fit_n }} {% endif %}held-out images{% if v.fit_data %} (<span class="mono">{{ v.fit_data }}</span>){% endif %}, never on the evaluated ones.</p>
+<table>
+<tr><th>metric</th><th>before scaling</th><th>after scaling</th></tr>
+{% for m in v.metrics %}<tr><td>{{ m.label }}</td><td>{{ est(m.before) }}</td><td>{{ est(m.after) }}</td></tr>{% endfor %}
+</table>
+{{ figure(v.reliability, "reliability diagrams before and after temperature scaling") }}
+<p class="small muted">Blue bars: accuracy per confidence bin; orange hatching: the gap to the mean confidence of the bin (perfect calibration is the dotted diagonal).</p>
+{% if v.shift %}
+<h3>Calibration under shift (corruption severity)</h3>
+{{ figure(v.shift_figure, "accuracy and ECE against corruption severity") }}
+<table><tr><th>severity</th><th>accuracy</th><th>ECE</th>{% if v.has_ece_after %}<th>ECE after scaling</th>{% endif %}</tr>
+{% for r in v.shift %}<tr><td class="num">{{ r.severity }}</td><td>{{ est(r.accuracy) }}</td><td>{{ est(r.ece) }}</td>{% if v.has_ece_after %}<td>{{ est(r.ece_after) }}</td>{% endif %}</tr>{% endfor %}
+</table>
+{% endif %}
+{{ notes(v.notes) }}
+"""  # noqa: E501
+
+_CARD = """{% from "_macros.html.j2" import est %}
+<div class="card"><h3>Calibration gap (ECE)</h3>
+<p>before {{ est(v.before) }}</p>
+<p>after temperature T = {{ v.temperature }}: {{ est(v.after) }}</p>
+{% if v.gap %}<p class="small muted">temperature scaling removes {{ v.gap }} of ECE</p>{% endif %}
+</div>
+"""
+
+
+class CalibrationSuite(Suite):
     """Logit units for the evaluated images, the fit data and the shifted images."""
 
     name = "calibration"
+    title = "Calibration"
+    description = "ECE/MCE/Brier/NLL before and after temperature scaling, and under shift"
+    config_class = CalibrationConfig
+    order = 40
+    aggregation_only = ("n_bins",)
+    report_template = _TEMPLATE
+    card_template = _CARD
+    checks = (
+        CheckSpec(
+            "max-ece",
+            "ECE <= V (V or V@before / V@after)",
+            "V[@after]",
+            "0.05",
+            lambda r, s, t: _check_ece(s, t),
+            qualifier=_ece_qualifier,
+            fraction=True,
+        ),
+    )
+
+    def needs(self, config: Any) -> Needs:
+        """Held-out fit data for the temperature."""
+        return Needs(fit_data=True)
+
+    def subsample(self, ctx: AuditContext, units: Sequence[Unit]) -> tuple[str, dict[str, Any]]:
+        """Evaluated, fit and shift sizes."""
+        cfg = ctx.config.calibration
+        k = len(self._eval_positions(ctx))
+        fit = min(cfg.fit_n, len(ctx.fit_data()))
+        shift = len(self._shift_positions(ctx))
+        text = (
+            f"calibration {k} images, temperature fitted on {fit} of {len(ctx.fit_data())} "
+            f"fit images ({ctx.fit_spec}), shift {shift} images per corruption and severity"
+        )
+        return text, {"calibration": k, "calibration_fit": fit, "calibration_shift": shift}
 
     def _eval_positions(self, ctx: AuditContext) -> np.ndarray:
         return ctx.subset("calibration", ctx.config.calibration.n)
@@ -68,9 +168,7 @@ class CalibrationSuite:
         return ctx.subset("calibration-shift", ctx.config.calibration.shift_n)
 
     def _shift_corruptions(self, ctx: AuditContext) -> tuple[list, dict]:
-        return available_corruptions(
-            ctx.config.calibration.shift_corruptions, tuple(ctx.data.x.shape[1:])
-        )
+        return ctx.usable_corruptions(ctx.config.calibration.shift_corruptions)
 
     def plan(self, ctx: AuditContext) -> list[Unit]:
         """Eval and fit shards, then one unit per shift (corruption, severity) and clean."""
@@ -108,7 +206,7 @@ class CalibrationSuite:
 
         p = unit.params
         if unit.condition == "fit":
-            fit = fit_subset(ctx, ctx.config.calibration.fit_n)
+            fit = ctx.fit_subset(ctx.config.calibration.fit_n)
             x, y = fit.x[p["start"] : p["stop"]], fit.y[p["start"] : p["stop"]]
         elif unit.condition == "eval":
             x, y = ctx.images(self._eval_positions(ctx)[p["start"] : p["stop"]])
@@ -216,6 +314,127 @@ class CalibrationSuite:
             "convention": res.convention.replace("T = 1", "T as stated"),
             "notes": cal_notes,
         }
+
+    # -------------------------------------------------------------- words and report
+    def summary_lines(self, section: Any) -> list[str]:
+        """ECE before and after temperature scaling, and notes."""
+        before = Estimate.parse((section.get("before") or {}).get("ece"))
+        after = Estimate.parse((section.get("after") or {}).get("ece"))
+        lines = [
+            f"ECE {before.text(4) if before else '-'} -> "
+            f"{f'{after.value:.4f}' if after else '-'} after T={fmt(section.get('temperature'), 4)}"
+            f" (fitted on {section.get('fit_n')} images)"
+        ]
+        lines += [f"note: {n}" for n in section.get("notes", [])]
+        return lines
+
+    def view(
+        self, results: Mapping[str, Any], section: Any, folder: Path | None
+    ) -> dict[str, Any] | None:
+        """Metrics table, reliability diagrams and the shift curve."""
+        cal = section
+        before, after = cal.get("before") or {}, cal.get("after") or {}
+        metrics = []
+        for key, label, is_est in (
+            ("accuracy", "accuracy", True),
+            ("ece", f"ECE (equal-width, {cal.get('n_bins', '?')} bins)", True),
+            ("ece_equal_mass", f"ECE (equal-mass, {cal.get('n_bins', '?')} bins)", True),
+            ("mce", "MCE (max bin gap)", False),
+            ("brier", "Brier score", False),
+            ("nll", "NLL", False),
+        ):
+            if key not in before and key not in after:
+                continue
+            digits = 3 if is_est else 4
+            metrics.append(
+                {
+                    "label": label,
+                    "before": est_view(before.get(key), digits),
+                    "after": est_view(after.get(key), digits),
+                }
+            )
+        panels = {}
+        t = finite_or_none(cal.get("temperature"))
+        for title, part in (
+            ("before temperature scaling", before),
+            (f"after (T = {fmt(t, 3)})", after),
+        ):
+            rel = part.get("reliability")
+            if isinstance(rel, Mapping) and rel.get("edges"):
+                panels[title] = dict(rel)
+        shift_rows: list[tuple[float, dict[str, Estimate | None]]] = []
+        for row in cal.get("under_shift") or []:
+            sev = finite_or_none(row.get("severity")) if isinstance(row, Mapping) else None
+            if sev is not None:
+                keys = ("accuracy", "ece", "ece_after")
+                shift_rows.append((sev, {k: Estimate.parse(row.get(k)) for k in keys}))
+        shift_rows.sort(key=lambda r: r[0])
+        shift_fig = None
+        if len(shift_rows) > 1:
+            series = {}
+            for key, label in (
+                ("accuracy", "accuracy"),
+                ("ece", "ECE"),
+                ("ece_after", "ECE after scaling"),
+            ):
+                ests = [r[1][key] for r in shift_rows]
+                if any(e is not None for e in ests):
+                    series[label] = {
+                        "value": [e.value if e else None for e in ests],
+                        "low": [e.low if e and e.has_interval else None for e in ests],
+                        "high": [e.high if e and e.has_interval else None for e in ests],
+                    }
+            shift_fig = plots.shift_curves([r[0] for r in shift_rows], series)
+        fit_data = cal.get("fit_data") or (results.get("config") or {}).get("fit_data") or ""
+        return {
+            "n": cal.get("n"),
+            "n_bins": cal.get("n_bins"),
+            "fit_n": cal.get("fit_n"),
+            "fit_data": str(fit_data),
+            "temperature": fmt(t, 4),
+            "metrics": metrics,
+            "reliability": plots.reliability_diagrams(panels) if panels else None,
+            "shift": [
+                {
+                    "severity": f"{sev:g}",
+                    "accuracy": est_view(e["accuracy"]),
+                    "ece": est_view(e["ece"]),
+                    "ece_after": est_view(e["ece_after"]),
+                }
+                for sev, e in shift_rows
+            ],
+            "has_ece_after": any(e["ece_after"] is not None for _, e in shift_rows),
+            "notes": notes_list(cal.get("convention"), cal.get("shift_note"), cal.get("notes")),
+            "shift_figure": shift_fig,
+        }
+
+    def card(self, results: Mapping[str, Any], section: Any) -> dict[str, Any] | None:
+        """ECE before/after and the gap temperature scaling removes."""
+        b = Estimate.parse((section.get("before") or {}).get("ece"))
+        a = Estimate.parse((section.get("after") or {}).get("ece"))
+        return {
+            "before": est_view(b),
+            "after": est_view(a),
+            "temperature": fmt(section.get("temperature"), 3),
+            "gap": None if (a is None or b is None) else f"{b.value - a.value:.3f}",
+        }
+
+    def metrics(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """ECE before/after and the temperature."""
+        out = []
+        for when in ("before", "after"):
+            est = Estimate.parse((section.get(when) or {}).get("ece"))
+            if est is not None:
+                out.append(
+                    Metric(f"calibration/ece_{when}", f"ECE {when} temperature scaling", est, False)
+                )
+        t = Estimate.parse(section.get("temperature"))
+        if t is not None:
+            out.append(Metric("calibration/temperature", "temperature", t, None))
+        return out
+
+
+SUITE = CalibrationSuite()
 
 
 def _equal_mass_interval(

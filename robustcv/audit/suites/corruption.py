@@ -2,31 +2,86 @@
 
 Condition (c, s) corrupts with ``robustcv.corrupt(x, c, s, seed=derive_seed(seed, c, s),
 spec=spec)``, the same images :func:`robustcv.corruptions.corruption_accuracy` would produce
-with the same global seed, so the table equals that function's on the same images.
+with the same global seed, so the table equals that function's on the same images (this is why
+its seed key is (corruption, severity) and not the unit's).
+
+Results (``suites.corruption``): ``n``, ``spec``, ``corruptions``, ``severities``,
+``clean_accuracy``, ``table`` (corruption -> severity -> estimate), ``per_corruption_mean``,
+``mean_accuracy`` (estimate), ``worst``, ``baseline``, ``ce``, ``mce``, ``relative_mce``,
+``mce_corruptions``, ``notes``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from robustcv.audit.plan import AuditContext, Row, Unit, shards
+from robustcv.audit import plots
+from robustcv.audit.plan import Row, Unit, shards
 from robustcv.audit.schema import accuracy_estimate, read_results
+from robustcv.audit.suite import (
+    CheckSpec,
+    Metric,
+    Outcome,
+    Suite,
+    Threshold,
+    est_view,
+    fmt,
+    notes_list,
+    section_of,
+)
+from robustcv.audit.validate import int_tuple, positive_int, str_tuple
 from robustcv.core.errors import InputError
 from robustcv.core.seeding import derive_seed
+from robustcv.core.stats import Estimate, finite_or_none
 
-__all__ = ["CorruptionSuite", "load_baseline", "resolve_corruptions"]
+if TYPE_CHECKING:
+    from robustcv.audit.context import AuditContext
+
+__all__ = ["SUITE", "CorruptionConfig", "CorruptionSuite", "load_baseline", "resolve_corruptions"]
+
+
+@dataclass(frozen=True)
+class CorruptionConfig:
+    """Accuracy under common corruptions.
+
+    Attributes:
+        n: images corrupted per (corruption, severity) (None: all).
+        corruptions: ``"benchmark"`` (ImageNet-C's 15), ``"all"`` (19), or names.
+        severities: severities per corruption.
+        spec: corruption parameter spec (``auto``, ``imagenet-c``, ``cifar-10-c``).
+        baseline: an earlier audit folder (or its results.json) whose corruption table is the
+            mCE baseline (aggregation only), or ``"alexnet"`` (ImageNet-C's published errors).
+    """
+
+    n: int | None = 1000
+    corruptions: tuple[str, ...] = ("benchmark",)
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    spec: str = "auto"
+    baseline: str | None = None
+
+    def __post_init__(self) -> None:
+        positive_int(self.n, "corruption.n", allow_none=True)
+        object.__setattr__(self, "corruptions", str_tuple(self.corruptions, "corruptions"))
+        object.__setattr__(self, "severities", int_tuple(self.severities, "corruption.severities"))
+        if self.baseline is not None and not isinstance(self.baseline, str):
+            raise InputError("corruption.baseline must be an audit folder path or 'alexnet'")
 
 
 def resolve_corruptions(selection: tuple[str, ...]) -> list[str]:
-    """Registered canonical corruption names for a selection (groups or names)."""
-    from robustcv.corruptions.evaluate import select_corruptions
+    """Registered canonical corruption names for a selection (groups or names).
 
-    if len(selection) == 1:
-        return select_corruptions(selection[0])
+    Example:
+        >>> resolve_corruptions(("fog", "benchmark"))[:3]
+        ['fog', 'gaussian_noise', 'shot_noise']
+    """
+    from robustcv.corruptions.selection import select_corruptions
+
     return select_corruptions(list(selection))
 
 
@@ -59,10 +114,153 @@ def load_baseline(spec: str) -> tuple[str, dict[str, Any], float | None]:
     return f"audit of {model} ({path})", table, clean_err
 
 
-class CorruptionSuite:
+_TEMPLATE = """{% from "_macros.html.j2" import est, figure, notes %}
+<p>Mean corruption accuracy {{ est(v.mean_accuracy) }}{% if v.mce %} · mCE {{ v.mce }}%{% if v.relative_mce %} (relative mCE {{ v.relative_mce }}%){% endif %}{% if v.baseline %} against baseline <span class="mono">{{ v.baseline }}</span>{% endif %}{% endif %}
+{% if v.clean_accuracy %} · clean accuracy on the same images {{ est(v.clean_accuracy) }}{% endif %}
+{% if v.n is not none %} · N = {{ v.n }} images per cell{% endif %}{% if v.spec %} · corruption set <span class="mono">{{ v.spec }}</span>{% endif %}</p>
+{{ figure(v.heatmap, "corruption heatmap") }}
+<details><summary>table with intervals (sorted by mean accuracy, worst first)</summary>
+<table>
+<tr><th>corruption</th><th>mean</th>{% if v.has_ce %}<th>CE %</th>{% endif %}{% for s in v.severities %}<th>severity {{ s }}</th>{% endfor %}</tr>
+{% for r in v.rows %}
+<tr><td>{{ r.name }}</td><td>{{ est(r.mean) }}</td>{% if v.has_ce %}<td class="num">{{ r.ce or "–" }}</td>{% endif %}{% for c in r.cells %}<td>{{ est(c) }}</td>{% endfor %}</tr>
+{% endfor %}
+</table></details>
+{{ notes(v.notes) }}
+"""  # noqa: E501
+
+_CARD = """{% from "_macros.html.j2" import est %}
+<div class="card"><h3>Worst corruptions</h3>
+<table>
+{% for c in v.worst %}
+<tr><td>{{ c.name }}{% if c.drop %} <span class="bad small">{{ c.drop }}</span>{% endif %}</td><td>{{ est(c.est) }}</td></tr>
+{% endfor %}
+</table>
+{% if v.worst_cell %}<p class="small muted">worst single cell: {{ v.worst_cell.name }} at severity {{ v.worst_cell.severity }}: {{ est(v.worst_cell.est) }}</p>{% endif %}
+</div>
+"""  # noqa: E501
+
+
+def _sev_key(key: str) -> tuple[float, str]:
+    v = finite_or_none(key)
+    return (math.inf if v is None else v, str(key))
+
+
+def _cells(corr: Mapping[str, Any]) -> tuple[list[str], list[str], dict[str, Any]]:
+    table = corr.get("table") or {}
+    names = [str(n) for n in table if isinstance(table[n], Mapping)]
+    sevs: set[str] = set()
+    for n in names:
+        sevs.update(str(s) for s in table[n])
+    return names, sorted(sevs, key=_sev_key), table
+
+
+def _means(corr: Mapping[str, Any]) -> dict[str, Estimate]:
+    means = {}
+    for name, obj in (corr.get("per_corruption_mean") or {}).items():
+        e = Estimate.parse(obj)
+        if e is not None:
+            means[str(name)] = e
+    if means:
+        return means
+    names, sevs, table = _cells(corr)
+    for n in names:
+        vals = [e.value for s in sevs if (e := Estimate.parse(table[n].get(s))) is not None]
+        if vals:
+            means[n] = Estimate(sum(vals) / len(vals))
+    return means
+
+
+def _check_mce(section: Mapping[str, Any], t: Threshold) -> list[Outcome]:
+    est = Estimate.parse(section.get("mce"))
+    if est is None:
+        raise InputError(
+            f"{t.flag}: the audit has no mCE (it needs a baseline model); re-run the audit "
+            "with a baseline or gate on --max-corruption-drop instead"
+        )
+    return [Outcome.judge(t, "mean corruption error (mCE, %)", est, higher_is_better=False)]
+
+
+def _check_drop(results: Mapping[str, Any], corr: Mapping[str, Any], t: Threshold) -> list[Outcome]:
+    # the corruption suite's own clean accuracy (same images) when recorded, else the clean suite
+    clean = Estimate.parse(corr.get("clean_accuracy")) or Estimate.parse(
+        (section_of(results, "clean") or {}).get("accuracy")
+    )
+    if clean is None:
+        raise InputError(f"{t.flag}: results.json has no clean accuracy to compare with")
+    if t.qualifier:
+        means = corr.get("per_corruption_mean") or {}
+        if t.qualifier not in means:
+            raise InputError(
+                f"{t.flag}: no corruption '{t.qualifier}' in the results; known: "
+                f"{', '.join(map(str, means))}"
+            )
+        est, what = Estimate.parse(means[t.qualifier]), f"accuracy drop under {t.qualifier}"
+    else:
+        est, what = Estimate.parse(corr.get("mean_accuracy")), "accuracy drop under corruptions"
+    if est is None:
+        raise InputError(f"{t.flag}: results.json has no corruption accuracy to compare")
+    return [Outcome.judge(t, what, Estimate(clean.value - est.value), higher_is_better=False)]
+
+
+class CorruptionSuite(Suite):
     """One unit per (corruption, severity, shard), plus the clean accuracy of the same images."""
 
     name = "corruption"
+    title = "Common corruptions"
+    description = "accuracy under ImageNet-C corruptions at every severity; mCE vs a baseline"
+    config_class = CorruptionConfig
+    order = 20
+    aggregation_only = ("baseline",)
+    report_template = _TEMPLATE
+    card_template = _CARD
+    checks = (
+        CheckSpec(
+            "max-mce",
+            "mean corruption error in percent of the baseline's <= V",
+            "V",
+            "100",
+            lambda r, s, t: _check_mce(s, t),
+        ),
+        CheckSpec(
+            "max-corruption-drop",
+            "clean minus corruption accuracy <= V (V or V@CORRUPTION)",
+            "V[@CORRUPTION]",
+            "0.1",
+            lambda r, s, t: _check_drop(r, s, t),
+            qualifier=str.strip,
+        ),
+    )
+
+    def validate(self, config: Any, shape: tuple[int, ...]) -> None:
+        """Spec, names, severities and image sizes; the baseline must be readable."""
+        from robustcv.corruptions import CORRUPTIONS, SPECS
+
+        cfg = config.corruption
+        if cfg.spec not in SPECS:
+            raise InputError(f"unknown corruption spec '{cfg.spec}'; use one of {', '.join(SPECS)}")
+        for n in resolve_corruptions(cfg.corruptions):
+            top = CORRUPTIONS.get(n).severities
+            bad = [s for s in cfg.severities if not 1 <= s <= top]
+            if bad:
+                raise InputError(f"severity {bad} is outside 1..{top} for corruption '{n}'")
+            size = CORRUPTIONS.get(n).min_size
+            if min(shape[1:]) < size:
+                raise InputError(
+                    f"corruption '{n}' needs images of at least {size}x{size} pixels; the "
+                    f"images are {shape[1]}x{shape[2]}: leave it out (corruption.corruptions)"
+                )
+        if cfg.baseline:
+            load_baseline(cfg.baseline)
+
+    def subsample(self, ctx: AuditContext, units: Sequence[Unit]) -> tuple[str, dict[str, Any]]:
+        """Images per condition and the number of conditions."""
+        k = len(self._positions(ctx))
+        conds = {u.condition for u in units} - {"clean/0"}
+        return (
+            f"corruption {k} of {len(ctx.data)} images x {len(conds)} conditions",
+            {"corruption": k},
+        )
 
     def _positions(self, ctx: AuditContext) -> np.ndarray:
         return ctx.subset("corruption", ctx.config.corruption.n)
@@ -187,3 +385,116 @@ class CorruptionSuite:
                 except InputError as err:
                     out["notes"].append(f"no relative mCE: {err}")
         return out
+
+    # -------------------------------------------------------------- words and report
+    def summary_lines(self, section: Any) -> list[str]:
+        """Mean accuracy, the worst corruptions and the mCE."""
+        means = _means(section)
+        worst = ", ".join(
+            f"{w} {means[w].value:.3f}" for w in section.get("worst", []) if w in means
+        )
+        mce = f"; mCE {section['mce']:.1f}" if section.get("mce") is not None else ""
+        mean = Estimate.parse(section.get("mean_accuracy"))
+        return [
+            f"mean accuracy {mean.text(4) if mean else '-'} over {len(section.get('table', {}))} "
+            f"corruptions x {len(section.get('severities', []))} severities; worst: {worst}{mce}"
+        ]
+
+    def view(
+        self, results: Mapping[str, Any], section: Any, folder: Path | None
+    ) -> dict[str, Any] | None:
+        """Heatmap, the table with intervals (worst first), mCE."""
+        corr = section
+        names, sevs, table = _cells(corr)
+        means = _means(corr)
+        grid: list[list[float | None]] = []
+        rows: list[dict[str, Any]] = []
+        ce_all = corr.get("ce") if isinstance(corr.get("ce"), Mapping) else {}
+        for n in names:
+            cells = [Estimate.parse(table[n].get(s)) for s in sevs]
+            grid.append([None if c is None else c.value for c in cells])
+            ce = finite_or_none(ce_all.get(n))
+            rows.append(
+                {
+                    "name": n,
+                    "mean": est_view(means.get(n)),
+                    "cells": [est_view(c) for c in cells],
+                    "ce": None if ce is None else f"{ce:.1f}",
+                }
+            )
+        rows.sort(key=lambda r: r["mean"]["raw"] if r["mean"] else math.inf)
+        heatmap = plots.corruption_heatmap(names, sevs, grid) if names and sevs else None
+        return {
+            "spec": str(corr.get("spec", "")),
+            "n": corr.get("n"),
+            "severities": sevs,
+            "rows": rows,
+            "mean_accuracy": est_view(corr.get("mean_accuracy")),
+            "mce": fmt(corr.get("mce")) if corr.get("mce") is not None else None,
+            "relative_mce": fmt(corr.get("relative_mce"))
+            if corr.get("relative_mce") is not None
+            else None,
+            "baseline": str(corr["baseline"]) if corr.get("baseline") else None,
+            "clean_accuracy": est_view(corr.get("clean_accuracy")),
+            "heatmap": heatmap,
+            "has_ce": any(r["ce"] is not None for r in rows),
+            "notes": notes_list(corr.get("notes")),
+        }
+
+    def card(self, results: Mapping[str, Any], section: Any) -> dict[str, Any] | None:
+        """The three worst corruptions (with their drop from clean) and the worst cell."""
+        means = sorted(_means(section).items(), key=lambda kv: kv[1].value)
+        if not means:
+            return None
+        ref = Estimate.parse(section.get("clean_accuracy")) or Estimate.parse(
+            (section_of(results, "clean") or {}).get("accuracy")
+        )
+        worst = []
+        for n, e in means[:3]:
+            drop = None if ref is None else ref.value - e.value
+            worst.append(
+                {
+                    "name": n,
+                    "est": est_view(e),
+                    "drop": f"−{drop:.3f}" if drop is not None and drop > 0 else None,
+                }
+            )
+        cell: tuple[str, str, Estimate] | None = None
+        names, sevs, table = _cells(section)
+        for n in names:
+            for s in sevs:
+                found = Estimate.parse(table[n].get(s))
+                if found is not None and (cell is None or found.value < cell[2].value):
+                    cell = (n, s, found)
+        worst_cell = None
+        if cell:
+            worst_cell = {"name": cell[0], "severity": cell[1], "est": est_view(cell[2])}
+        return {"worst": worst, "worst_cell": worst_cell}
+
+    def metrics(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """Mean accuracy, mCE and each corruption's mean over severities."""
+        out = []
+        mean = Estimate.parse(section.get("mean_accuracy"))
+        if mean is not None:
+            out.append(
+                Metric("corruption/mean_accuracy", "mean corruption accuracy", mean, True, True)
+            )
+        mce = Estimate.parse(section.get("mce"))
+        if mce is not None:
+            out.append(Metric("corruption/mce", "mCE", mce, False))
+        for name, obj in sorted((section.get("per_corruption_mean") or {}).items()):
+            est = Estimate.parse(obj)
+            if est is not None:
+                out.append(
+                    Metric(
+                        f"corruption/{name}",
+                        f"accuracy under {name} (mean over severities)",
+                        est,
+                        True,
+                        True,
+                    )
+                )
+        return out
+
+
+SUITE = CorruptionSuite()

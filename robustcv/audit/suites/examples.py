@@ -12,17 +12,120 @@ import base64
 import io
 import math
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from robustcv.audit.plan import AuditContext, Row, Unit
-from robustcv.audit.suites.adversarial import AdversarialSuite
-from robustcv.audit.suites.calibration import available_corruptions
+from robustcv.audit.plan import Row, Unit
+from robustcv.audit.suite import Suite, fmt
+from robustcv.audit.validate import positive_int, str_tuple
 from robustcv.core.seeding import derive_seed
+from robustcv.core.stats import finite_or_none
 
-__all__ = ["ExamplesSuite", "to_png"]
+if TYPE_CHECKING:
+    from robustcv.audit.context import AuditContext
+
+__all__ = ["SUITE", "ExamplesConfig", "ExamplesSuite", "to_png"]
+
+MAX_EXAMPLES = 60
+"""At most this many example images are embedded in the report."""
+_MAX_EXAMPLE_BYTES = 40_000
+_MAX_EXAMPLE_SIDE = 160
+
+
+@dataclass(frozen=True)
+class ExamplesConfig:
+    """Example images saved for the report.
+
+    Attributes:
+        n: images per kind (clean, corrupted, adversarial); 0 saves none.
+        corruptions: corruptions cycled over the corrupted examples.
+        severity: their severity.
+    """
+
+    n: int = 4
+    corruptions: tuple[str, ...] = ("gaussian_noise", "fog", "motion_blur", "contrast")
+    severity: int = 3
+
+    def __post_init__(self) -> None:
+        positive_int(self.n, "examples.n", minimum=0)
+        positive_int(self.severity, "examples.severity")
+        object.__setattr__(self, "corruptions", str_tuple(self.corruptions, "corruptions"))
+
+
+def pilot_median(deps: Mapping[str, Row], norm: str) -> float | None:
+    """The median minimal perturbation of the adversarial suite's pilot rows for ``norm``.
+
+    Reads the stored pilot rows (``min_norm``, ``clean_correct``) that the adversarial suite
+    documents; failures count as infinite, misclassified images are left out.
+
+    Example:
+        >>> rows = {"adversarial:linf/pilot#0": {"min_norm": [0.1, 0.3, None],
+        ...                                       "clean_correct": [True, True, True]}}
+        >>> pilot_median(rows, "linf")
+        0.3
+    """
+    values: list[float] = []
+    prefix = f"adversarial:{norm}/pilot#"
+    for key in sorted(k for k in deps if k.startswith(prefix)):
+        row = deps[key]
+        for v, ok in zip(row["min_norm"], row["clean_correct"], strict=True):
+            if ok:
+                values.append(math.inf if v is None else float(v))
+    if not values:
+        return None
+    med = sorted(values)[(len(values) - 1) // 2]
+    return med if math.isfinite(med) else None
+
+
+_TEMPLATE = """{% for g in v.groups %}
+<h3>{{ g.kind }}</h3>
+<div class="grid">
+{% for x in g["items"] %}
+<div class="ex">{% if x.uri %}<img src="{{ x.uri }}" alt="{{ g.kind }} {{ x.file }}">{% else %}<div class="missing muted" title="{{ x.file }}">missing</div>{% endif %}
+<div class="muted">{{ x.condition }}</div>
+<div>label: {{ x.label }}</div>
+<div class="{{ 'bad' if x.wrong else 'ok' }}">pred: {{ x.prediction }}{% if x.confidence %} ({{ x.confidence }}){% endif %}</div></div>
+{% endfor %}
+</div>
+{% else %}<p class="muted">no example images in the results</p>
+{% endfor %}
+"""  # noqa: E501
+
+
+def _example_uri(folder: Path | None, file: Any) -> str | None:
+    """The example image as a data URI, or None when it is missing or outside the folder."""
+    if folder is None or not isinstance(file, str) or not file:
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    root = folder.resolve()
+    path = (root / file).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    data = path.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            kind = (img.format or "").upper()
+            if (
+                kind not in ("PNG", "JPEG")
+                or len(data) > _MAX_EXAMPLE_BYTES
+                or max(img.size) > _MAX_EXAMPLE_SIDE
+            ):
+                small = img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy()
+                small.thumbnail((_MAX_EXAMPLE_SIDE, _MAX_EXAMPLE_SIDE))
+                buf = io.BytesIO()
+                small.save(buf, format="PNG", optimize=True)
+                data, kind = buf.getvalue(), "PNG"
+            else:
+                img.load()  # a truncated or corrupt file fails here, not in the browser
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    mime = "image/png" if kind == "PNG" else "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def to_png(img: torch.Tensor, *, min_side: int = 64, max_side: int = 160) -> tuple[bytes, int]:
@@ -50,14 +153,21 @@ def to_png(img: torch.Tensor, *, min_side: int = 64, max_side: int = 160) -> tup
     return buf.getvalue(), scale
 
 
-class ExamplesSuite:
+class ExamplesSuite(Suite):
     """One unit that renders ``examples.n`` images of each kind."""
 
     name = "examples"
+    title = "Examples"
+    description = "clean, corrupted and adversarial example images with predictions"
+    config_class = ExamplesConfig
+    selectable = False
+    order = 1000
+    results_key = "examples"
+    report_template = _TEMPLATE
 
-    def requires(self, ctx: AuditContext) -> tuple[str, ...]:
+    def requires(self, config: Any) -> tuple[str, ...]:
         """Suites whose rows this one reads (the adversarial pilot sets the eps)."""
-        return ("adversarial",) if "adversarial" in ctx.config.suites else ()
+        return ("adversarial",) if "adversarial" in config.suites else ()
 
     def plan(self, ctx: AuditContext) -> list[Unit]:
         """A single unit (none when ``examples.n`` is 0)."""
@@ -99,7 +209,7 @@ class ExamplesSuite:
                 )
 
         add("clean", "clean", x)
-        usable, _ = available_corruptions(cfg.corruptions, tuple(x.shape[1:]))
+        usable, _ = ctx.usable_corruptions(cfg.corruptions)
         if usable:
             corrupted, conds = [], []
             for j in range(x.shape[0]):
@@ -108,10 +218,9 @@ class ExamplesSuite:
                 corrupted.append(corrupt(x[j : j + 1], c, cfg.severity, seed=seed)[0])
                 conds.append(f"{c}/{cfg.severity}")
             add("corrupted", conds, torch.stack(corrupted))
-        adv = AdversarialSuite()
         if "adversarial" in ctx.config.suites:
             norm = ctx.config.adversarial.norms[0]
-            med = adv.grid(ctx, norm, deps)["median"]
+            med = pilot_median(deps, norm)
             if med is not None:
                 eps = float(f"{med:.4g}")
                 if ctx.model.differentiable:
@@ -137,3 +246,44 @@ class ExamplesSuite:
                 meta = {k: v for k, v in item.items() if k != "png"}
                 out.append({**meta, "file": file})
         return out
+
+    def clear_outputs(self, out_dir: Path) -> None:
+        """Delete the example PNGs this suite wrote."""
+        for png in (out_dir / "examples").glob("[0-9][0-9][0-9][0-9].png"):
+            png.unlink()
+
+    def view(
+        self, results: Mapping[str, Any], section: Any, folder: Path | None
+    ) -> dict[str, Any] | None:
+        """Example images grouped by kind, embedded as data URIs (at most MAX_EXAMPLES)."""
+        groups: dict[str, list[dict[str, Any]]] = {}
+        items = section if isinstance(section, list) else []
+        for ex in items[:MAX_EXAMPLES]:
+            if not isinstance(ex, Mapping):
+                continue
+            label, pred = ex.get("label"), ex.get("prediction")
+            groups.setdefault(str(ex.get("kind", "example")), []).append(
+                {
+                    "uri": _example_uri(folder, ex.get("file")),
+                    "file": str(ex.get("file", "")),
+                    "condition": str(ex.get("condition") or ""),
+                    "label": "" if label is None else str(label),
+                    "prediction": "" if pred is None else str(pred),
+                    "wrong": (not ex["correct"])
+                    if isinstance(ex.get("correct"), bool)
+                    else (label is not None and pred is not None and str(label) != str(pred)),
+                    "confidence": fmt(ex.get("confidence"), 2)
+                    if finite_or_none(ex.get("confidence"))
+                    else "",
+                }
+            )
+        order = {"clean": 0, "corrupted": 1, "adversarial": 2}
+        return {
+            "groups": [
+                {"kind": k, "items": v}
+                for k, v in sorted(groups.items(), key=lambda kv: order.get(kv[0], 9))
+            ]
+        }
+
+
+SUITE = ExamplesSuite()

@@ -10,47 +10,173 @@ with the reason in ``skipped``. Mahalanobis is fitted on the fit data, never on 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from robustcv.audit.plan import AuditContext, Row, Unit, pack, shards, unpack
-from robustcv.audit.suites.calibration import fit_subset
+from robustcv.audit import plots
+from robustcv.audit.context import ood_specs as ood_sets
+from robustcv.audit.plan import Row, Unit, pack, shards, unpack
+from robustcv.audit.suite import (
+    CheckSpec,
+    Metric,
+    Needs,
+    Outcome,
+    Suite,
+    Threshold,
+    est_view,
+    fmt,
+    notes_list,
+)
+from robustcv.audit.validate import positive_int, str_tuple
+from robustcv.core.errors import InputError
 from robustcv.core.seeding import derive_seed
+from robustcv.core.stats import Estimate
 
-__all__ = ["OODSuite", "derived_name", "ood_sets"]
+if TYPE_CHECKING:
+    from robustcv.audit.context import AuditContext
 
+__all__ = ["SUITE", "OODConfig", "OODSuite"]
 
-def derived_name(spec: str) -> str | None:
-    """The derived-set name of a spec (``derived:NAME`` or a bare derived name), else None."""
-    from robustcv.diagnostics.ood import DERIVED_OOD_SETS
-
-    head, sep, rest = spec.partition(":")
-    if sep and head == "derived":
-        return rest
-    return spec if spec in DERIVED_OOD_SETS else None
+_FIT_METHODS = ("mahalanobis", "mds")
 
 
-def ood_sets(config: Any) -> list[str]:
-    """The OOD set specs of an audit (``derived:NAME`` for derived sets)."""
-    from robustcv.diagnostics.ood import DEFAULT_DERIVED_OOD
+@dataclass(frozen=True)
+class OODConfig:
+    """Out-of-distribution detection.
 
-    if not config.ood_data:
-        return [f"derived:{k}" for k in DEFAULT_DERIVED_OOD]
+    Attributes:
+        n: in-distribution images, and images per OOD set.
+        methods: OOD scores (``robustcv.diagnostics.OOD_SCORES``).
+        fit_n: fit-data images for scores that need a fit (Mahalanobis).
+    """
+
+    n: int = 1000
+    methods: tuple[str, ...] = ("msp", "max-logit", "energy", "odin", "mahalanobis")
+    fit_n: int = 5000
+
+    def __post_init__(self) -> None:
+        positive_int(self.n, "ood.n")
+        positive_int(self.fit_n, "ood.fit_n")
+        object.__setattr__(self, "methods", str_tuple(self.methods, "ood.methods"))
+
+
+def _check_auroc(ood: Mapping[str, Any], t: Threshold) -> list[Outcome]:
+    sets = ood.get("sets") or {}
+    methods = sorted({str(m) for s in sets.values() for m in ((s or {}).get("methods") or {})})
+    want_set, want_method = "*", "*"
+    if t.qualifier:
+        if "/" in t.qualifier:
+            want_set, want_method = (p.strip() or "*" for p in t.qualifier.split("/", 1))
+        elif t.qualifier in methods:
+            want_method = t.qualifier
+        else:
+            want_set = t.qualifier
+    for want, known, what in (
+        (want_set, list(sets), "OOD set"),
+        (want_method, methods, "OOD score"),
+    ):
+        if want != "*" and want not in known:
+            raise InputError(
+                f"{t.flag}: no {what} '{want}' in the results; known: {', '.join(map(str, known))}"
+            )
     out = []
-    for spec in config.ood_data:
-        d = derived_name(spec)
-        out.append(f"derived:{d}" if d is not None else spec)
+    for set_name, sres in sets.items():
+        if want_set not in ("*", set_name):
+            continue
+        for method, mres in ((sres or {}).get("methods") or {}).items():
+            if want_method not in ("*", method):
+                continue
+            est = Estimate.parse((mres or {}).get("auroc"))
+            if est is not None:
+                out.append(
+                    Outcome.judge(t, f"AUROC {set_name} ({method})", est, higher_is_better=True)
+                )
+    if not out:
+        raise InputError(f"{t.flag}: the results hold no AUROC to check")
     return out
 
 
-class OODSuite:
+def _weakest(ood: Mapping[str, Any]) -> tuple[str, str, Estimate] | None:
+    weakest = None
+    for set_name, sres in (ood.get("sets") or {}).items():
+        for m, r in ((sres or {}).get("methods") or {}).items():
+            e = Estimate.parse((r or {}).get("auroc"))
+            if e is not None and (weakest is None or e.value < weakest[2].value):
+                weakest = (str(set_name), str(m), e)
+    return weakest
+
+
+_TEMPLATE = """{% from "_macros.html.j2" import est, figure, notes %}
+{% if v.convention %}<p class="note small"><b>Convention:</b> {{ v.convention }}</p>{% endif %}
+{% for s in v.sets %}
+<h3>{{ s.name }} {% if s.derived %}<span class="muted small">(derived from the in-distribution data)</span>{% endif %}</h3>
+{% if s.description %}<p class="small muted">{{ s.description }}</p>{% endif %}
+<p class="small">{% if s.n is not none %}N OOD = {{ s.n }}{% endif %}{% if s.n_in is not none %} · N in-distribution = {{ s.n_in }}{% endif %}</p>
+<table><tr><th>score</th><th>AUROC</th><th class="num">AUPR-in</th><th class="num">AUPR-out</th><th class="num">FPR@95%TPR</th></tr>
+{% for m in s.methods %}<tr><td class="mono">{{ m.name }}</td><td>{{ est(m.auroc) }}</td><td class="num">{{ m.aupr_in }}</td><td class="num">{{ m.aupr_out }}</td><td class="num">{{ m.fpr95 }}</td></tr>{% endfor %}
+</table>
+{{ figure(s.figure, "ROC curves and score histograms") }}
+{% else %}<p class="muted">no OOD sets in the results</p>
+{% endfor %}
+{% if v.method_params %}
+<details><summary>score settings{% if v.fit_n is not none %} (feature statistics fitted on {{ v.fit_n }} training images){% endif %}</summary>
+<table>{% for m, p in v.method_params %}<tr><td class="mono">{{ m }}</td><td class="small">{{ p or "no parameters" }}</td></tr>{% endfor %}</table>
+</details>
+{% endif %}
+{{ notes(v.notes) }}
+"""  # noqa: E501
+
+_CARD = """{% from "_macros.html.j2" import est %}
+<div class="card"><h3>Weakest OOD case</h3>
+<p>{{ v.set }} with {{ v.method }}</p>
+<p>AUROC <span class="big">{{ est(v.est) }}</span></p></div>
+"""
+
+
+class OODSuite(Suite):
     """Score units for the ID images and for each OOD set."""
 
     name = "ood"
+    title = "Out-of-distribution detection"
+    description = "MSP, max-logit, energy, ODIN and Mahalanobis AUROC against each OOD set"
+    config_class = OODConfig
+    order = 50
+    report_template = _TEMPLATE
+    card_template = _CARD
+    checks = (
+        CheckSpec(
+            "min-auroc",
+            "OOD AUROC >= V (V, V@METHOD, V@SET or V@SET/METHOD)",
+            "V[@SET/METHOD]",
+            "0.9",
+            lambda r, s, t: _check_auroc(s, t),
+            qualifier=str.strip,
+            fraction=True,
+        ),
+    )
+
+    def needs(self, config: Any) -> Needs:
+        """OOD data always; fit data for Mahalanobis."""
+        fit = any(m.lower() in _FIT_METHODS for m in config.ood.methods)
+        return Needs(fit_data=fit, ood_data=True, features=fit)
+
+    def validate(self, config: Any, shape: tuple[int, ...]) -> None:
+        """Every score name must be registered."""
+        from robustcv.diagnostics.ood import OOD_SCORES
+
+        for m in config.ood.methods:
+            OOD_SCORES.get(m)
+
+    def subsample(self, ctx: AuditContext, units: Sequence[Unit]) -> tuple[str, dict[str, Any]]:
+        """In-distribution images and images per OOD set."""
+        k = len(self._in_positions(ctx))
+        return f"ood {k} in-distribution images and up to {k} per OOD set", {"ood": k}
 
     def methods(self, ctx: AuditContext) -> tuple[list[str], dict[str, str]]:
         """(usable canonical method names, {method: why skipped})."""
@@ -60,7 +186,7 @@ class OODSuite:
         for m in ctx.config.ood.methods:
             spec = OOD_SCORES.get(m)
             reason = spec.unavailable_reason(ctx.model)
-            if reason is None and spec.needs_fit and ctx.fit_loader is None:
+            if reason is None and spec.needs_fit and ctx.fit is None:
                 reason = f"{spec.name} needs fit data (--fit-data) and none is available"
             if reason is None:
                 ok.append(spec.name)
@@ -74,7 +200,7 @@ class OODSuite:
     def _n_out(self, ctx: AuditContext, spec: str) -> int:
         if spec.startswith("derived:"):
             return len(self._in_positions(ctx))
-        return min(ctx.config.ood.n, len(ctx.ood_loaders[spec]()))
+        return min(ctx.config.ood.n, len(ctx.ood_data(spec)))
 
     def plan(self, ctx: AuditContext) -> list[Unit]:
         """ID shards and shards of every OOD set."""
@@ -111,7 +237,7 @@ class OODSuite:
             return derived_ood_sets(x, seed=seed, kinds=(kind,))[kind]
         n = self._n_out(ctx, spec)
         seed = derive_seed(ctx.seed, "audit-subset", "ood", spec)
-        sub = ctx.cached(f"ood-set-{spec}", lambda: ctx.ood_loaders[spec]().limit(n, seed=seed))
+        sub = ctx.cached(f"ood-set-{spec}", lambda: ctx.ood_data(spec).limit(n, seed=seed))
         return sub.x[p["start"] : p["stop"]]
 
     def run(self, ctx: AuditContext, unit: Unit, deps: Mapping[str, Row]) -> Row:
@@ -136,7 +262,7 @@ class OODSuite:
         return {"n": int(x.shape[0]), "scores": scores}
 
     def _fit(self, ctx: AuditContext, spec: Any) -> Any:
-        fit = fit_subset(ctx, ctx.config.ood.fit_n)
+        fit = ctx.fit_subset(ctx.config.ood.fit_n)
         return spec.create().fit(ctx.model, fit.x, fit.y, batch_size=int(ctx.config.batch_size))
 
     def aggregate(
@@ -210,3 +336,88 @@ class OODSuite:
             if weakest is None
             else {"set": weakest[0], "method": weakest[1], "auroc": weakest[2]},
         }
+
+    # -------------------------------------------------------------- words and report
+    def summary_lines(self, section: Any) -> list[str]:
+        """The weakest (set, score) pair."""
+        w = section.get("weakest")
+        if not w:
+            return []
+        return [f"weakest: {w['set']} with {w['method']}, AUROC {w['auroc']:.4f}"]
+
+    def view(
+        self, results: Mapping[str, Any], section: Any, folder: Path | None
+    ) -> dict[str, Any] | None:
+        """Per set: a table of scores and the ROC/histogram figure."""
+        ood = section
+        sets = []
+        for name, sres in (ood.get("sets") or {}).items():
+            if not isinstance(sres, Mapping):
+                continue
+            methods = {
+                str(m): r for m, r in (sres.get("methods") or {}).items() if isinstance(r, Mapping)
+            }
+            fig_input = {}
+            rows = []
+            for m, r in methods.items():
+                auroc = Estimate.parse(r.get("auroc"))
+                fig_input[m] = {
+                    "roc": r.get("roc"),
+                    "hist": r.get("hist"),
+                    "auroc": None if auroc is None else auroc.value,
+                }
+                row: dict[str, Any] = {"name": m, "auroc": est_view(auroc)}
+                for key in ("aupr_in", "aupr_out", "fpr95"):
+                    e = Estimate.parse(r.get(key))
+                    row[key] = fmt(None if e is None else e.value, 3)
+                rows.append(row)
+            sets.append(
+                {
+                    "name": str(name),
+                    "derived": bool(sres.get("derived")),
+                    "description": str(sres.get("description") or sres.get("spec") or ""),
+                    "n": sres.get("n"),
+                    "n_in": sres.get("n_in", ood.get("n_in")),
+                    "methods": rows,
+                    "figure": plots.ood_figure(fig_input) if methods else None,
+                }
+            )
+        params = ood.get("method_params")
+        return {
+            "convention": str(ood.get("convention") or ""),
+            "sets": sets,
+            "fit_n": ood.get("fit_n"),
+            "method_params": [
+                (
+                    str(m),
+                    ", ".join(f"{k}={v}" for k, v in p.items()) if isinstance(p, Mapping) else "",
+                )
+                for m, p in (params.items() if isinstance(params, Mapping) else [])
+            ],
+            "notes": notes_list(ood.get("notes")),
+        }
+
+    def card(self, results: Mapping[str, Any], section: Any) -> dict[str, Any] | None:
+        """The weakest (set, score) pair."""
+        w = _weakest(section)
+        return None if w is None else {"set": w[0], "method": w[1], "est": est_view(w[2])}
+
+    def metrics(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """AUROC per (set, score)."""
+        out = []
+        for set_name, set_res in sorted((section.get("sets") or {}).items()):
+            for method, mres in sorted(((set_res or {}).get("methods") or {}).items()):
+                est = Estimate.parse((mres or {}).get("auroc")) if isinstance(mres, dict) else None
+                if est is not None:
+                    out.append(
+                        Metric(
+                            f"ood/{set_name}/{method}/auroc",
+                            f"AUROC {set_name} ({method})",
+                            est,
+                            True,
+                        )
+                    )
+        return out
+
+
+SUITE = OODSuite()

@@ -1,4 +1,4 @@
-"""Small matplotlib figures for the audit report, returned as ``data:image/png;base64`` URIs.
+"""Small matplotlib figures for audit reports, returned as ``data:image/png;base64`` URIs.
 
 Figures are built with the object API on an Agg canvas (no pyplot, no global state, no display)
 and rendered at a low dpi so that a full report stays well under 2 MB. Text that comes from users
