@@ -5,6 +5,8 @@ Usage (needs the bench extra, see pyproject.toml, and scikit-image from the dev 
     python benchmarks/corruptions_vs_imagecorruptions.py             # writes docs/benchmarks.md
     python benchmarks/corruptions_vs_imagecorruptions.py --quick     # smoke test, writes nothing
     python benchmarks/corruptions_vs_imagecorruptions.py --device cuda   # adds a CUDA column
+    python benchmarks/corruptions_vs_imagecorruptions.py --batch-sizes 1,4,16,64
+        # pixelate and JPEG side by side at each batch size (prints only, writes nothing)
 
 64 natural RGB images (seeded random 224x224 crops of scikit-image's sample photos) at severity
 3, CPU with 2 threads. imagecorruptions (with benchmarks/ic_shims.py) runs its public
@@ -12,6 +14,12 @@ Usage (needs the bench extra, see pyproject.toml, and scikit-image from the dev 
 one call and its time per image is the batch time / 64. Each timing is the median of
 ``--repeats`` runs after one warm-up call. Run it on an otherwise idle machine: the ratios are
 what to compare across machines.
+
+``--batch-sizes B1,B2,...`` measures the fixed per-call costs instead: for each batch size B,
+robustcv corrupts the same ``--n`` images in calls of B images (time per image = total /
+``--n``) and imagecorruptions runs them one at a time, interleaved in the same repeat so that
+both see the same machine load; the table gives each side's median and the ratio robustcv /
+imagecorruptions (the goal: at most 1.25x at every batch size).
 """
 
 from __future__ import annotations
@@ -98,6 +106,58 @@ def fmt_ratio(ic: float, ours: float | None) -> str:
     return f"{r:.1f}x" if r >= 1 else f"**{r:.2g}x**"
 
 
+def batch_size_table(
+    ic: object,
+    imgs: np.ndarray,
+    x: torch.Tensor,
+    names: list[str],
+    sizes: list[int],
+    severity: int,
+    repeats: int,
+) -> list[tuple[str, int, float, float]]:
+    """(corruption, batch size, imagecorruptions ms/img, robustcv ms/img) per case.
+
+    Per repeat, imagecorruptions corrupts the ``n`` images one at a time and robustcv corrupts
+    them in consecutive calls of ``size`` images, one right after the other (same load).
+    """
+    from robustcv.corruptions import corrupt
+
+    n = len(imgs)
+    rows = []
+    for size in sizes:
+        batches = [x[i : i + size] for i in range(0, n, size)]
+        for name in names:
+
+            def run_ic(name: str = name) -> None:
+                np.random.seed(0)
+                for img in imgs:
+                    ic.corrupt(img, corruption_name=name, severity=severity)  # type: ignore[attr-defined]
+
+            def run_rc(name: str = name, batches: list[torch.Tensor] = batches) -> None:
+                for b in batches:
+                    corrupt(b, name, severity, seed=0, spec="imagenet-c")
+
+            run_ic()  # warm-up
+            run_rc()
+            t_ic, t_rc = [], []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                run_ic()
+                t_ic.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                run_rc()
+                t_rc.append(time.perf_counter() - start)
+            a = statistics.median(t_ic) / n * 1e3
+            b = statistics.median(t_rc) / n * 1e3
+            rows.append((name, size, a, b))
+            print(
+                f"batch {size:3d}  {name:18s} imagecorruptions {fmt_ms(a):>7s} ms/img  robustcv "
+                f"{fmt_ms(b):>7s} ms/img  robustcv/ic {b / a:.2f}x",
+                flush=True,
+            )
+    return rows
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -118,6 +178,13 @@ def main() -> None:
     parser.add_argument("--corruptions", nargs="*", help="subset (default: all 19)")
     parser.add_argument("--quick", action="store_true", help="8 images, 1 repeat, no doc write")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument(
+        "--batch-sizes",
+        default=None,
+        help="comma-separated batch sizes (e.g. 1,4,16,64): time pixelate and JPEG (or "
+        "--corruptions) at each batch size side by side with imagecorruptions; prints a table, "
+        "writes nothing",
+    )
     args = parser.parse_args()
     if args.quick:
         args.n, args.repeats, args.no_write = min(args.n, 8), 1, True
@@ -133,6 +200,24 @@ def main() -> None:
     have = registered()
     imgs = natural_images(args.n)
     x_cpu = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(255.0).contiguous()
+    if args.batch_sizes:
+        sizes = sorted({int(v) for v in args.batch_sizes.split(",") if v.strip()})
+        if not sizes or sizes[0] < 1:
+            parser.error("--batch-sizes needs positive ints, e.g. 1,4,16,64")
+        picked = args.corruptions or ["pixelate", "jpeg_compression"]
+        rows = batch_size_table(ic, imgs, x_cpu, picked, sizes, args.severity, args.repeats)
+        print()
+        print(
+            f"{args.n} natural RGB 224x224 images, severity {args.severity}, "
+            f"{args.threads} threads, medians of {args.repeats} interleaved repeats"
+        )
+        print("| corruption | batch size | imagecorruptions ms/img | robustcv ms/img | "
+              "robustcv / imagecorruptions |")  # fmt: skip
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for name, size, a, b in sorted(rows):
+            flag = " **over 1.25x**" if b / a > SLOWER_LIMIT else ""
+            print(f"| {name} | {size} | {fmt_ms(a)} | {fmt_ms(b)} | {b / a:.2f}x{flag} |")
+        return
     devices = ["cpu"]
     if args.device != "cpu":
         if args.device.startswith("cuda") and not torch.cuda.is_available():

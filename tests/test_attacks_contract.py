@@ -137,7 +137,10 @@ def test_gradient_attack_on_gradient_free_model_names_alternatives() -> None:
     assert res.backward_passes == 0
 
 
-def test_nan_logits_mark_failures_and_the_rest_continue() -> None:
+def test_nan_logits_raise_or_with_warn_mark_failures_and_the_rest_continue() -> None:
+    from robustcv.core.errors import InputError
+    from robustcv.core.model import NonFiniteLogitsWarning
+
     model = _net()
 
     def net(z: torch.Tensor) -> torch.Tensor:
@@ -148,7 +151,14 @@ def test_nan_logits_mark_failures_and_the_rest_continue() -> None:
     x, y = _data(10)
     x[0, 0, 0, 0] = 0.95
     x[1:, 0, 0, 0] = 0.1
-    res = attack(Model(net, num_classes=4), x, y, "noise-uniform", eps=0.01, repeats=2)
+    # by default NaN logits are the model's problem: a clean error, not a plausible number
+    with pytest.raises(InputError, match="NaN or infinite logits"):
+        attack(Model(net, num_classes=4), x, y, "noise-uniform", eps=0.01, repeats=2)
+    # opting in: the samples are marked failed and the rest of the batch continues
+    with pytest.warns(NonFiniteLogitsWarning):
+        res = attack(
+            Model(net, num_classes=4, nonfinite="warn"), x, y, "noise-uniform", eps=0.01, repeats=2
+        )
     assert res.failures.get(0) == "NaN logits"
     assert not bool(res.success[0])
     assert set(res.failures) == {0}
@@ -381,3 +391,121 @@ def test_fgsm_random_start_and_step_knobs() -> None:
     for bad in (0.0, -1.0, None):
         with pytest.raises(ValueError, match="rel_step must be"):
             attack(model, x, y, "fgsm", eps=0.1, rel_step=bad)
+
+
+# ------------------------------------------------------------------------ memory layouts
+
+ALL = ATTACKS.names()
+# few steps and queries: the layout tests compare two runs, they do not need strong attacks
+_FAST = {
+    "steps": 4,
+    "repeats": 2,
+    "restarts": 1,
+    "n_targets": 2,
+    "queries": 60,
+    "search_steps": 2,
+    "init_evals": 10,
+    "max_evals": 40,
+    "max_queries": 300,
+}
+
+
+def _net3(seed: int = 0, classes: int = 4) -> Model:
+    """A 3-channel 8x8 model: channels-last layouts differ from contiguous only with C > 1."""
+    g = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, classes)
+    )
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return Model(net, num_classes=classes)
+
+
+def _attack_layouts() -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    g = torch.Generator().manual_seed(5)
+    big = torch.rand(4, 3, 16, 16, generator=g)
+    y = torch.randint(0, 4, (4,), generator=g)
+    x = big[:, :, ::2, ::2].contiguous()
+    nhwc = x.permute(0, 2, 3, 1).contiguous().numpy()
+    return y, {
+        "channels-last (from_numpy(nhwc).permute)": (
+            torch.from_numpy(nhwc).permute(0, 3, 1, 2),
+            y,
+        ),
+        "channels_last memory format": (x.contiguous(memory_format=torch.channels_last), y),
+        "strided view x[:, :, ::2, ::2]": (big[:, :, ::2, ::2], y),
+        "batch slice x[1:3]": (x[1:3], y[1:3]),
+        "batch of one x[2:3]": (x[2:3], y[2:3]),
+        "cropped view": (big[:, :, 4:12, 3:11], y),
+    }
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_layout_gives_the_contiguous_result(name: str) -> None:
+    """Channels-last, strided and sliced views and a batch of one: same x_adv (to 1e-6), same
+    success and norms as ``.contiguous()`` with the same seed; the inputs stay untouched."""
+    spec = ATTACKS.get(name)
+    model = _net3()
+    params = {k: v for k, v in _FAST.items() if k in spec.params}
+    norm = spec.norms[0]
+    kw: dict[str, object] = {"norm": norm, "seed": 3, **params}
+    if not spec.minimum_norm:
+        kw["eps"] = EPS[norm]
+    _, layouts = _attack_layouts()
+    for label, (xv, yv) in layouts.items():
+        x0 = xv.clone()
+        got = attack(model, xv, yv, name, **kw)  # type: ignore[arg-type]
+        want = attack(model, xv.contiguous(), yv, name, **kw)  # type: ignore[arg-type]
+        diff = float((got.x_adv - want.x_adv).abs().max())
+        assert diff <= 1e-6, f"{name} {label}: x_adv differs from .contiguous() by {diff}"
+        assert torch.equal(got.success, want.success), f"{name} {label}: success differs"
+        assert torch.allclose(got.norms, want.norms, atol=1e-6), f"{name} {label}: norms differ"
+        assert torch.equal(xv, x0), f"{name} {label}: modified its input"
+
+
+def test_robust_accuracy_on_a_channels_last_batch() -> None:
+    from robustcv.attacks import robust_accuracy
+
+    model = _net3()
+    _, layouts = _attack_layouts()
+    xv, yv = layouts["channels-last (from_numpy(nhwc).permute)"]
+    kw: dict[str, object] = {"eps": [0.02, 0.1], "attacks": [("pgd", {"steps": 4}), "fgsm"]}
+    got = robust_accuracy(model, xv, yv, sanity=False, **kw)  # type: ignore[arg-type]
+    want = robust_accuracy(model, xv.contiguous(), yv, sanity=False, **kw)  # type: ignore[arg-type]
+    assert got.accuracy == want.accuracy and got.broken_by == want.broken_by
+
+
+# ------------------------------------------------------------------------ bad input (more)
+
+
+def test_targeted_switch_points_at_targets() -> None:
+    x, y = _data(4)
+    with pytest.raises(ValueError, match="targets="):
+        attack(_net(), x, y, "pgd", eps=0.1, targeted=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"steps": True}, "steps must be a positive int"),
+        ({"steps": 2.5}, "steps must be a positive int"),
+        ({"n_targets": 4}, "n_targets=4 but the model has 4 classes"),
+        ({"n_targets": 2.5}, "n_targets must be a positive int"),
+        ({"rho": float("nan")}, "rho must be a finite number"),
+        ({"rho": 1.5}, r"rho must be in \(0, 1\]"),
+        ({"early_stop": "no"}, "early_stop must be True or False"),
+    ],
+)
+def test_bad_hyperparameters_name_the_argument(kwargs: dict[str, object], match: str) -> None:
+    x, y = _data(4)
+    with pytest.raises(ValueError, match=match):
+        attack(_net(), x, y, "apgd-t", eps=0.1, **kwargs)  # type: ignore[arg-type]
+
+
+def test_default_ensemble_caps_n_targets_at_the_other_classes() -> None:
+    from robustcv.attacks.ensemble import _ensemble
+
+    members = dict(_ensemble("default", "linf", 4))
+    assert members["apgd-t"]["n_targets"] == 3
+    assert dict(_ensemble("default", "linf"))["apgd-t"]["n_targets"] == 9

@@ -147,7 +147,7 @@ def test_bad_input_is_refused_before_any_work(tmp_path: Path, rgb_npz: Path) -> 
         )
     # model/data mismatch: a greyscale 28x28 model on 32x32 RGB images
     grey = Model(SmallCNN(in_channels=1, width=4, hidden=8))
-    with pytest.raises(InputError, match=r"cannot run on the data .*\(3, 32, 32\)"):
+    with pytest.raises(InputError, match=r"model takes 1-channel .* has 3-channel 32x32 images"):
         run_audit(grey, data, out, suites="clean", progress=False)
     # class-count mismatch: 3 outputs, labels up to 3
     with pytest.raises(InputError, match=r"labels up to 3 .* outputs 3 classes"):

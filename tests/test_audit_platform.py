@@ -32,7 +32,8 @@ from robustcv.audit import (
     run_audit,
 )
 from robustcv.audit.plan import Row, Unit, shards
-from robustcv.audit.suite import est_view
+from robustcv.audit.store import FolderLock
+from robustcv.audit.suite import est_view, section_keys_match
 from robustcv.cli.main import main
 from robustcv.core.errors import InputError
 from robustcv.core.results import to_jsonable
@@ -100,6 +101,8 @@ def test_suite_contract(name: str, tiny_audit: Path, tmp_path: Path) -> None:
     assert to_jsonable(row) == stored[first.key]
 
     expected = _section(results_of(tiny_audit), suite)
+    if suite.section_type is not None:  # the declared section type matches the real writer
+        assert section_keys_match(expected, suite.section_type) == []
     for order in (sorted(stored), sorted(stored, reverse=True)):
         notes: dict[str, Any] = {"skipped": {}, "notes": []}
         section = suite.aggregate(ctx, {k: stored[k] for k in order}, notes)
@@ -328,13 +331,12 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     data = photos_npz(tmp_path / "p.npz")
     out = tmp_path / "audit"
     run_audit(tiny_model(), f"npz:{data}", out, suites="clean", progress=False)
-    holder = Store(out)
-    holder.lock()
+    holder = FolderLock(out).acquire()
     try:
         with pytest.raises(InputError, match="another robustcv audit"):
             run_audit(tiny_model(), f"npz:{data}", out, suites="clean", progress=False)
     finally:
-        holder.close()
+        holder.release()
     again = run_audit(tiny_model(), f"npz:{data}", out, suites="clean", progress=False)
     assert again.run["units_skipped"] == again.run["units_total"]
 

@@ -116,7 +116,7 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
         total = len(store)
     assert finished < total, "the kill came after the last unit; the test proved nothing"
     assert len(runs) == 2
-    assert runs[0].status == "running" and runs[0].units_run == finished  # killed mid-run
+    assert runs[0].status == "interrupted" and runs[0].units_run == finished  # killed mid-run
     assert runs[1].status == "finished"
     assert runs[1].units_skipped == finished
     assert runs[1].units_run == total - finished
@@ -138,3 +138,44 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     )
     assert again.run["units_run"] == 0 and again.run["units_skipped"] == total
     assert _stable(ref) == {k: v for k, v in again.to_dict().items() if k not in VOLATILE}
+
+
+def test_two_audits_on_one_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second audit (with or without --force) on a folder in use is refused, naming the
+    holder; the first finishes undisturbed and publishes what a single run publishes."""
+    from robustcv.cli.main import main
+
+    cfg = tmp_path / "audit.json"
+    cfg.write_text(json.dumps(CONFIG))
+    out = tmp_path / "shared"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", THROTTLE_ENV: "0.3"}
+    proc = subprocess.Popen(
+        _cli(out, cfg), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    db = out / "audit.sqlite"
+    deadline = time.monotonic() + 120
+    try:
+        while _count(db) < 1:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the audit committed no unit in 120 s"
+            time.sleep(0.02)
+        capsys.readouterr()
+        same = _cli(out, cfg)[3:]
+        assert main(same) == 2
+        err = capsys.readouterr().err
+        assert f"another robustcv audit (pid {proc.pid}" in err and "Traceback" not in err
+        # --force with another config must not discard the running audit's folder either
+        assert main([*same, "--force", "--seed", "5"]) == 2
+        assert "another robustcv audit" in capsys.readouterr().err
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+    with Store(out) as store:
+        assert [r.status for r in store.runs()] == ["finished"]
+    ref = tmp_path / "single"
+    run_audit("zoo:fmnist-cnn", "fashion-mnist", ref, limit=120, config=str(cfg), progress=False)
+    assert _stable(out) == _stable(ref)

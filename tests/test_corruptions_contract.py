@@ -228,3 +228,62 @@ def test_cuda_matches_the_contract(name: str) -> None:
         if not CORRUPTIONS.get(name).random:
             ref = corrupt(x.cpu(), name, s, seed=0)
             assert (y.cpu() - ref).abs().max() < 2e-2, f"{name} s{s}: CUDA differs from CPU"
+
+
+# ------------------------------------------------------------------------ memory layouts
+
+
+def _layouts(channels: int, h: int, w: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A contiguous batch of 4 and the same images in the layouts users hand in."""
+    big = _images(channels, 2 * h, 2 * w, n=4, seed=7)
+    x = big[:, :, ::2, ::2].contiguous()
+    nhwc = x.permute(0, 2, 3, 1).contiguous().numpy()  # what an HWC numpy pipeline holds
+    views = {
+        "channels-last (from_numpy(nhwc).permute)": torch.from_numpy(nhwc).permute(0, 3, 1, 2),
+        "channels_last memory format": x.contiguous(memory_format=torch.channels_last),
+        "strided view x[:, :, ::2, ::2]": big[:, :, ::2, ::2],
+        "batch slice x[1:3]": x[1:3],
+        "batch of one x[2:3]": x[2:3],
+        "cropped view": _images(channels, h + 3, w + 5, n=4, seed=7)[:, :, 1 : h + 1, 2 : w + 2],
+    }
+    return x, views
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("channels", [3, 1])
+def test_every_layout_gives_the_contiguous_result(name: str, channels: int) -> None:
+    """Channels-last, strided and sliced views and a batch of one: same output as
+    ``.contiguous()`` (to 1e-6), the input untouched, randomness keyed by content only."""
+    defn = CORRUPTIONS.get(name)
+    m = max(defn.min_size, 16)
+    x, views = _layouts(channels, m, m + 8)
+    severities = sorted({1, defn.severities})
+    for label, v in views.items():
+        v0 = v.clone()
+        for s in severities:
+            got = corrupt(v, name, s, seed=2)
+            want = corrupt(v.contiguous(), name, s, seed=2)
+            assert got.shape == v.shape and got.dtype == torch.float32
+            diff = float((got - want).abs().max())
+            assert diff <= 1e-6, f"{name} s{s} {label}: differs from .contiguous() by {diff}"
+            assert torch.equal(v, v0), f"{name} s{s} {label}: modified its input"
+    # a batch of one gives each image what it gets inside the batch
+    for s in severities:
+        full = corrupt(x, name, s, seed=2)
+        for i in (0, 3):
+            one = corrupt(x[i : i + 1], name, s, seed=2)
+            diff = float((one - full[i : i + 1]).abs().max())
+            assert diff <= 1e-6, f"{name} s{s}: image {i} alone differs by {diff} from its batch"
+
+
+@pytest.mark.parametrize("channels", [2, 4, 5])
+def test_only_grey_or_rgb_images_are_corrupted(channels: int) -> None:
+    x = torch.rand(2, channels, 32, 32)
+    for name in ("frost", "gaussian_noise", "fog", "mvh-contrast"):
+        with pytest.raises(InputError, match=f"{channels} channels.*1 channel.*3 channel"):
+            corrupt(x, name, 1)
+
+
+def test_meta_tensors_are_refused() -> None:
+    with pytest.raises(InputError, match="meta"):
+        corrupt(torch.empty(2, 3, 32, 32, device="meta"), "fog", 1)

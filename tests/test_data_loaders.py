@@ -674,7 +674,7 @@ def test_load_dataset_spec_errors(tmp_path):
         r"'fashion-mnist'",
     ):
         load_dataset("fashon-mnist")
-    with pytest.raises(ValueError, match=r"fmnist has splits train, test; got 'val'"):
+    with pytest.raises(ValueError, match=r"fmnist has splits train, test; got split='val'"):
         load_dataset("fmnist", split="val")
     with pytest.raises(ValueError, match=r"split must be a non-empty string"):
         load_dataset("fmnist", split="")

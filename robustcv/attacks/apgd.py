@@ -68,6 +68,14 @@ def checkpoints(steps: int) -> list[int]:
     )
 
 
+def _check_rho(rho: float) -> None:
+    if not 0.0 < rho <= 1.0:
+        raise InputError(
+            f"rho must be in (0, 1] (the share of improving steps that keeps the step size), "
+            f"got {rho!r}; e.g. rho=0.75"
+        )
+
+
 def _loss_kind(ctx: AttackContext, loss: str, targeted: bool) -> str:
     """The loss actually used: ce, dlr, or margin when DLR has too few classes (noted)."""
     k = ctx.model.num_classes
@@ -221,6 +229,7 @@ def apgd(
     early_stop: bool = True,
 ) -> torch.Tensor:
     """Untargeted (or user-targeted) APGD with cross-entropy or DLR loss."""
+    _check_rho(rho)
     kind = _loss_kind(ctx, loss, ctx.targets is not None)
     best = x.clone()
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -261,6 +270,7 @@ def apgd_targeted(
     """
     if n_targets < 1:
         raise InputError(f"n_targets must be >= 1, got {n_targets}")
+    _check_rho(rho)
     kind = _loss_kind(ctx, "dlr", True)
     best = x.clone()
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)

@@ -10,15 +10,17 @@ re-evaluates the model itself and measures norms and cost. Attacks register an
 from __future__ import annotations
 
 import difflib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any, Literal
 
 import torch
 
 from robustcv.attacks.threat import ThreatModel, get_threat
-from robustcv.core.contract import check_batch
+from robustcv.core.contract import check_images, check_labels, check_model_fits
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
 from robustcv.core.registry import Registry
@@ -32,6 +34,9 @@ __all__ = [
     "AttackResult",
     "AttackSpec",
     "attack",
+    "check_attack_name",
+    "check_eps_value",
+    "check_params",
     "content_keys",
     "per_sample_generators",
 ]
@@ -165,9 +170,73 @@ def per_sample_generators(
         yield pos, gen
 
 
-def _check_params(spec: AttackSpec, params: dict[str, Any]) -> dict[str, Any]:
+def check_attack_name(name: object) -> str:
+    """``name`` must be a string (a registry name); returns it."""
+    if not isinstance(name, str):
+        raise InputError(
+            f"name must be an attack name (str), got {type(name).__name__} {name!r}; see "
+            "'robustcv list attacks'"
+        )
+    return name
+
+
+def check_eps_value(eps: object, *, name: str = "eps") -> float:
+    """One budget: a finite number >= 0 (for ``l0`` the ball of radius 2.5 is that of 2)."""
+    if isinstance(eps, bool) or not isinstance(eps, Real) or not float(eps) >= 0:
+        raise InputError(f"{name} must be a number >= 0, got {eps!r}; e.g. {name}=0.1")
+    value = float(eps)
+    if not math.isfinite(value):
+        raise InputError(
+            f"{name} must be finite, got {eps!r}; pass a budget such as {name}=0.1 (or "
+            f"{name}=None with a minimum-norm attack for the smallest perturbation)"
+        )
+    return value
+
+
+def _check_value(spec: AttackSpec, key: str, value: Any) -> Any:
+    """Check one hyperparameter against the type of its default; returns the value to use."""
+    default = spec.params[key]
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise InputError(f"{key} must be True or False, got {value!r} (attack '{spec.name}')")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise InputError(
+                f"{key} must be a positive int, got {value!r} (attack '{spec.name}'); e.g. "
+                f"{key}={default}"
+            )
+        return int(value)
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+            raise InputError(
+                f"{key} must be a finite number, got {value!r} (attack '{spec.name}'); e.g. "
+                f"{key}={default}"
+            )
+        return float(value)
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise InputError(
+            f"{key} must be a string, got {value!r} (attack '{spec.name}'); e.g. {key}={default!r}"
+        )
+    return value
+
+
+def check_params(
+    spec: AttackSpec, params: dict[str, Any], *, num_classes: int | None = None
+) -> dict[str, Any]:
+    """Validate ``params`` for ``spec`` and merge them over its defaults.
+
+    Unknown names get "did you mean" hints (``targeted=`` is pointed at ``targets=``); counts
+    (``steps``, ``queries``...) must be positive ints, switches bools, numbers finite; an
+    explicit ``n_targets`` may not exceed the model's other classes (``num_classes - 1``).
+    """
     unknown = sorted(set(params) - set(spec.params))
     if unknown:
+        if "targeted" in unknown:
+            raise InputError(
+                f"attack '{spec.name}' takes no targeted= switch: to run a targeted attack, "
+                "pass targets= (one target label per image, different from y), e.g. "
+                "targets=(y + 1) % num_classes"
+            )
         hints = []
         for name in unknown:
             close = difflib.get_close_matches(name, list(spec.params), n=1)
@@ -176,11 +245,14 @@ def _check_params(spec: AttackSpec, params: dict[str, Any]) -> dict[str, Any]:
             f"attack '{spec.name}' has no parameter {', '.join(hints)}; its parameters are "
             f"{', '.join(sorted(spec.params)) or 'none'}"
         )
-    merged = {**spec.params, **params}
-    for key in ("steps", "restarts", "queries", "iterations"):
-        if key in merged and (not isinstance(merged[key], int) or merged[key] < 1):
-            raise InputError(f"{key} must be a positive int, got {merged[key]!r}")
-    return merged
+    checked = {k: _check_value(spec, k, v) for k, v in params.items()}
+    k = checked.get("n_targets")
+    if num_classes is not None and k is not None and k > num_classes - 1:
+        raise InputError(
+            f"n_targets={k} but the model has {num_classes} classes, so only "
+            f"{num_classes - 1} other classes to target; pass n_targets <= {num_classes - 1}"
+        )
+    return {**spec.params, **checked}
 
 
 def _gradient_free_names() -> list[str]:
@@ -203,8 +275,14 @@ def attack(
 
     The runner copies the inputs, calls the attack, then re-projects its output into the eps-ball
     and [0, 1], re-evaluates the model itself (an attack's own success claim is never used),
-    measures norms, forward/backward passes and time. Samples whose logits turn NaN are marked
-    failed with a reason; the rest of the batch continues.
+    measures norms, forward/backward passes and time. NaN or infinite logits raise, unless the
+    model was wrapped with ``Model(..., nonfinite="warn")``: then the samples whose logits turn
+    NaN are marked failed with a reason and the rest of the batch continues.
+
+    Before anything runs, the inputs are checked: the image contract, that the model takes
+    these images (:func:`robustcv.core.check_model_fits`, one image), labels and targets
+    against the model's classes, the budget and every hyperparameter. Any memory layout
+    (channels-last, sliced views) gives the same result as ``x.contiguous()``.
 
     Args:
         model: a :class:`robustcv.Model`.
@@ -221,6 +299,12 @@ def attack(
     Returns:
         The :class:`AttackResult`.
 
+    Raises:
+        InputError: an unknown attack, norm or parameter (``targeted=`` points at
+            ``targets=``), a budget that is negative, NaN or infinite, counts
+            that are not positive ints, images or labels outside the contract (NaN/inf,
+            ``meta`` tensors), or a model that cannot take the images.
+
     Example:
         >>> import torch
         >>> from torch import nn
@@ -234,36 +318,39 @@ def attack(
         raise InputError(
             f"model is a {type(model).__name__}; wrap it with robustcv.Model or robustcv.load_model"
         )
-    spec = ATTACKS.get(name)
+    spec = ATTACKS.get(check_attack_name(name))
     check_seed(seed)
-    x, y = check_batch(x, y, num_classes=model._num_classes)
+    x = check_images(x)
     threat = get_threat(norm)
     if threat.name not in spec.norms:
         raise InputError(
             f"attack '{spec.name}' supports norms {', '.join(spec.norms)}, not '{norm}'"
-        )
-    if spec.kind == "gradient" and not model.differentiable:
-        raise InputError(
-            f"attack '{spec.name}' needs input gradients but model '{model.name}' is gradient-free;"
-            f" use one of: {', '.join(_gradient_free_names())}"
         )
     if eps is None:
         if not spec.minimum_norm:
             raise InputError(f"attack '{spec.name}' needs a budget: pass eps=... (e.g. eps=0.1)")
         eps_t = None
     else:
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
-            raise InputError(f"eps must be a number >= 0, got {eps!r}")
-        eps_t = torch.full((x.shape[0],), float(eps), device=model.device)
+        eps_t = torch.full((x.shape[0],), check_eps_value(eps), device=model.device)
+    if targets is not None and not spec.targeted:
+        raise InputError(f"attack '{spec.name}' has no targeted mode; drop targets=")
+    if spec.kind == "gradient" and not model.differentiable:
+        raise InputError(
+            f"attack '{spec.name}' needs input gradients but model '{model.name}' is gradient-free;"
+            f" use one of: {', '.join(_gradient_free_names())}"
+        )
+    check_params(spec, params)  # cheap type checks before the model runs
+    check_model_fits(model, x, what="x")  # also tells the wrapper its number of classes
+    y = check_labels(y, batch_size=int(x.shape[0]), num_classes=model._num_classes)
     if targets is not None:
-        if not spec.targeted:
-            raise InputError(f"attack '{spec.name}' has no targeted mode; drop targets=")
-        targets = check_batch(x, targets, num_classes=model._num_classes)[1].to(model.device)
+        targets = check_labels(
+            targets, batch_size=int(x.shape[0]), num_classes=model._num_classes, name="targets"
+        ).to(model.device)
         if bool((targets == y.to(model.device)).any()):
             raise InputError(
                 "some targets equal the true label; a target must be a different class"
             )
-    merged = _check_params(spec, params)
+    merged = check_params(spec, params, num_classes=model._num_classes)
 
     x_in = x.detach().to(model.device)
     y_in = y.to(model.device)

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any
 
 import torch
 
-from robustcv.attacks.base import ATTACKS, attack
+from robustcv.attacks.base import ATTACKS, attack, check_eps_value, check_params
 from robustcv.attacks.sanity import Finding, run_sanity_checks
 from robustcv.attacks.threat import get_threat
-from robustcv.core.contract import check_batch
+from robustcv.core.contract import check_images, check_labels, check_model_fits
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
 from robustcv.core.results import Result
+from robustcv.core.seeding import check_seed
 from robustcv.core.stats import binomial_ci
 
 __all__ = ["DEFAULT_ENSEMBLE", "RobustAccuracyResult", "default_ensemble", "robust_accuracy"]
@@ -112,18 +115,49 @@ def default_ensemble(norm: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _ensemble(
-    attacks: str | list[str | tuple[str, dict[str, Any]]] | tuple[Any, ...], norm: str
+    attacks: str | list[str | tuple[str, dict[str, Any]]] | tuple[Any, ...],
+    norm: str,
+    num_classes: int | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    if attacks == "default":
-        return default_ensemble(norm)
-    items = attacks.split(",") if isinstance(attacks, str) else list(attacks)
+    """The members as (name, params), checked; ``num_classes`` caps the default ``n_targets``."""
+    if isinstance(attacks, str) and attacks.strip().lower() == "default":
+        members = default_ensemble(norm)
+        if num_classes is not None:
+            for _, params in members:
+                if "n_targets" in params:
+                    params["n_targets"] = max(1, min(int(params["n_targets"]), num_classes - 1))
+        return members
+    if isinstance(attacks, str):
+        items: list[Any] = [t.strip() for t in attacks.split(",") if t.strip()]
+    elif isinstance(attacks, (list, tuple)):
+        items = list(attacks)
+    else:
+        raise InputError(
+            f"attacks must be 'default', a comma-separated string of attack names or a list of "
+            f"names and (name, params) pairs, got {type(attacks).__name__} {attacks!r}"
+        )
     out: list[tuple[str, dict[str, Any]]] = []
     for item in items:
-        name, params = (item, {}) if isinstance(item, str) else (item[0], dict(item[1]))
+        if isinstance(item, str):
+            name, params = item, {}
+        elif (
+            isinstance(item, (tuple, list))
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], Mapping)
+        ):
+            name, params = item[0], dict(item[1])
+        else:
+            raise InputError(
+                f"attacks: {item!r} is neither an attack name nor a (name, params) pair; pass "
+                "e.g. ['fgsm', ('pgd', {'steps': 100})]"
+            )
         spec = ATTACKS.get(name.strip())
-        unknown = sorted(set(params) - set(spec.params))
-        if unknown:
-            raise InputError(f"attack '{spec.name}' has no parameter(s) {unknown}")
+        check_params(spec, params, num_classes=num_classes)
+        if (spec.name, params) in out:
+            raise InputError(
+                f"attacks lists '{spec.name}' twice with the same parameters; name each member once"
+            )
         out.append((spec.name, params))
     if not out:
         raise InputError("attacks is empty; pass 'default' or a list of attack names")
@@ -180,15 +214,33 @@ def robust_accuracy(
     """
     if not isinstance(model, Model):
         raise InputError(f"model is a {type(model).__name__}; wrap it with robustcv.Model")
-    x, y = check_batch(x, y, num_classes=model._num_classes)
-    budgets = [eps] if isinstance(eps, (int, float)) else list(eps)
-    if not budgets or any(
-        isinstance(e, bool) or not isinstance(e, (int, float)) or not e >= 0 for e in budgets
+    seed = check_seed(seed)
+    if not isinstance(sanity, bool):
+        raise InputError(f"sanity must be True or False, got {sanity!r}")
+    if (
+        isinstance(sanity_subset, bool)
+        or not isinstance(sanity_subset, Integral)
+        or sanity_subset < 1
     ):
-        raise InputError(f"eps must be numbers >= 0, got {eps!r}")
-    budgets = sorted({float(e) for e in budgets})
+        raise InputError(
+            f"sanity_subset must be an int >= 1 (samples the sanity checks use), got "
+            f"{sanity_subset!r}; e.g. sanity_subset=100"
+        )
+    sanity_subset = int(sanity_subset)
     threat = get_threat(norm)
-    members = _ensemble(attacks, threat.name)
+    if isinstance(eps, Real) and not isinstance(eps, bool):
+        budgets: list[Any] = [eps]
+    elif isinstance(eps, (list, tuple)):
+        budgets = list(eps)
+    else:
+        raise InputError(f"eps must be a number or a list of numbers >= 0, got {eps!r}")
+    if not budgets:
+        raise InputError("eps is empty; pass at least one budget, e.g. eps=[0.05, 0.1]")
+    budgets = sorted({check_eps_value(e) for e in budgets})
+    x = check_images(x)
+    check_model_fits(model, x, what="x")  # also tells the wrapper its number of classes
+    y = check_labels(y, batch_size=int(x.shape[0]), num_classes=model._num_classes)
+    members = _ensemble(attacks, threat.name, model._num_classes)
     for name, _ in members:
         if threat.name not in ATTACKS.get(name).norms:
             raise InputError(f"attack '{name}' does not support norm '{threat.name}'")

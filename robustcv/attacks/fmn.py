@@ -58,9 +58,18 @@ def fmn(
         gamma_final: final radius update factor.
     """
     if not 0 < gamma_final <= gamma_init < 1:
-        raise InputError("need 0 < gamma_final <= gamma_init < 1")
-    if alpha_init <= 0:
+        raise InputError(
+            f"gamma_init and gamma_final need 0 < gamma_final <= gamma_init < 1, got "
+            f"gamma_init={gamma_init!r}, gamma_final={gamma_final!r}"
+        )
+    if not alpha_init > 0:
         raise InputError(f"alpha_init must be > 0, got {alpha_init}")
+    if alpha_final is not None and (
+        isinstance(alpha_final, bool)
+        or not isinstance(alpha_final, (int, float))
+        or not 0 < alpha_final < math.inf
+    ):
+        raise InputError(f"alpha_final must be None or a finite number > 0, got {alpha_final!r}")
     a_end = alpha_final if alpha_final is not None else alpha_init / 100
     threat = ctx.threat
     dual = _DUAL[threat.name]

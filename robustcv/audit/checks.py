@@ -57,7 +57,7 @@ def parse_threshold(metric: str, text: str | float) -> Threshold:
         >>> parse_threshold("min-acc", 0.9)
         Threshold(metric='min-acc', limit=0.9, qualifier=None)
     """
-    name = metric.strip().lstrip("-").replace("_", "-")
+    name = str(metric).strip().lstrip("-").replace("_", "-")
     checks = all_checks()
     if name not in checks:
         known = ", ".join(f"--{m}" for m in checks)

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import reprlib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,17 +35,24 @@ from robustcv.core.names import NORMS, canonical_norm
 __all__ = [
     "AGGREGATION_ONLY",
     "EXECUTORS",
+    "MAX_WORKERS",
     "STRENGTHS",
     "AuditConfig",
+    "check_size",
     "load_config_file",
     "parse_eps",
     "parse_suites",
+    "short_repr",
 ]
 
 STRENGTHS: tuple[str, ...] = ("fast", "full")
 
 EXECUTORS: tuple[str, ...] = ("in-process", "processes")
 """Executor names ``config.executor.name`` accepts."""
+
+MAX_WORKERS = 256
+"""Most worker processes ``executor.workers`` (``--workers``) accepts: each is a process with its
+own copy of the model, and a typo such as 100000 would start that many."""
 
 AGGREGATION_ONLY: tuple[str, ...] = ("batch_size", "device", "check", "executor")
 """Top-level settings left out of the fingerprint (suites add their own section keys)."""
@@ -65,6 +76,83 @@ _TOP_LEVEL = (
 )
 
 
+_MAX_VALUES = 10_000
+"""Most values (leaves and containers) an audit config may hold: it is a few dozen settings."""
+
+_MAX_DEPTH = 20
+"""Deepest nesting of an audit config (sections are two levels, thresholds three)."""
+
+_MAX_TEXT = 10_000
+"""Longest string in an audit config (paths and specs are far shorter)."""
+
+_MAX_INT = 2**63
+"""Ints must be below this (seeds, sizes and counts all fit in 64 bits)."""
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxlevel = 3
+
+
+def short_repr(value: Any) -> str:
+    """A bounded ``repr`` for messages (a huge or deeply nested value stays short).
+
+    Example:
+        >>> short_repr(list(range(100)))
+        '[0, 1, 2, 3, 4, 5, ...]'
+    """
+    try:
+        return _REPR.repr(value)
+    except (ValueError, RecursionError):  # an int beyond str()'s digit limit
+        return f"<{type(value).__name__}>"
+
+
+def check_size(value: Any, where: str = "the audit config") -> None:
+    """Refuse a config too large, too deep, or with huge numbers or strings (a YAML bomb).
+
+    Walks at most :data:`_MAX_VALUES` values, so a billion-laughs YAML (shared aliases that
+    expand exponentially) or a self-referencing list is refused in microseconds.
+
+    Raises:
+        InputError: naming the key where the limit was hit.
+
+    Example:
+        >>> try:
+        ...     check_size({"adversarial": {"n": 2**70}})
+        ... except InputError as err:
+        ...     print(str(err).split(" (")[0])
+        config key 'adversarial.n' is a huge number
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    seen = 0
+    while stack:
+        item, key, depth = stack.pop()
+        seen += 1
+        shown = key if len(key) <= 80 else key[:77] + "..."
+        name = f"config key '{shown}'" if key else where
+        if seen > _MAX_VALUES:
+            raise InputError(
+                f"{where} is too large (over {_MAX_VALUES} values, stopped at {name}); an audit "
+                "config holds a few dozen settings"
+            )
+        if depth > _MAX_DEPTH:
+            raise InputError(f"{name} is nested too deeply (over {_MAX_DEPTH} levels)")
+        if isinstance(item, bool) or item is None:
+            continue
+        if isinstance(item, int) and not -_MAX_INT < item < _MAX_INT:
+            text = short_repr(item) if item.bit_length() < 10_000 else "over 3000 digits"
+            raise InputError(f"{name} is a huge number ({text}); use a value below 2**63")
+        if isinstance(item, (str, bytes)) and len(item) > _MAX_TEXT:
+            raise InputError(f"{name} is a string of {len(item)} characters; is the file right?")
+        if isinstance(item, Mapping):
+            for k, v in item.items():
+                sub = f"{key}.{short_repr(k) if not isinstance(k, str) else k}".lstrip(".")
+                stack.append((k, key, depth + 1))
+                stack.append((v, sub, depth + 1))
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend((v, f"{key}[{i}]", depth + 1) for i, v in enumerate(item))
+
+
 def _canonical_norm(name: str) -> str:
     return canonical_norm(name, NORMS)
 
@@ -83,7 +171,10 @@ def parse_eps(value: str | Mapping[str, Any] | None) -> dict[str, tuple[float, .
     out: dict[str, list[float]] = {}
     if isinstance(value, Mapping):
         for norm, vals in value.items():
-            key = _canonical_norm(str(norm))
+            try:
+                key = _canonical_norm(str(norm))
+            except InputError as err:
+                raise InputError(f"eps: {err}") from err
             out.setdefault(key, []).extend(float_tuple(vals, f"eps[{norm}]"))
     elif isinstance(value, str):
         current: str | None = None
@@ -92,7 +183,10 @@ def parse_eps(value: str | Mapping[str, Any] | None) -> dict[str, tuple[float, .
                 continue
             if ":" in item:
                 head, _, item = item.partition(":")
-                current = _canonical_norm(head)
+                try:
+                    current = _canonical_norm(head)
+                except InputError as err:
+                    raise InputError(f"--eps '{value}': {err}") from err
             if current is None:
                 raise InputError(f"--eps '{value}': name the norm first, e.g. linf:0.1,l2:0.5")
             try:
@@ -101,7 +195,10 @@ def parse_eps(value: str | Mapping[str, Any] | None) -> dict[str, tuple[float, .
                 raise InputError(f"--eps '{value}': '{item}' is not a number") from err
             out.setdefault(current, []).extend(float_tuple(v, "--eps"))
     else:
-        raise InputError(f"eps must be a string like 'linf:0.1,l2:0.5' or a dict, got {value!r}")
+        raise InputError(
+            f"eps must be a string like 'linf:0.1,l2:0.5' or a mapping such as "
+            f"{{linf: [0.1]}}, got {short_repr(value)}"
+        )
     return {k: tuple(sorted(set(v))) for k, v in out.items()}
 
 
@@ -111,22 +208,104 @@ def _executor(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, Mapping):
-        raise InputError(f"executor must be a name or a mapping {{name, workers}}, got {value!r}")
-    unknown = set(value) - {"name", "workers"}
+        raise InputError(
+            f"executor must be a name or a mapping {{name, workers}}, got {short_repr(value)}"
+        )
+    unknown = [str(k) for k in value if k not in ("name", "workers")]
     if unknown:
-        raise InputError(f"unknown executor setting(s) {sorted(unknown)}; known: name, workers")
+        raise InputError(
+            f"unknown executor setting(s) {short_repr(sorted(unknown))}; known: name, workers"
+        )
+    if not isinstance(value.get("name", "in-process"), str):
+        raise InputError(
+            f"executor.name must be one of {', '.join(EXECUTORS)}, got "
+            f"{short_repr(value.get('name'))}"
+        )
     name = str(value.get("name", "in-process")).strip().lower().replace("_", "-")
     if name == "inprocess":
         name = "in-process"
     if name not in EXECUTORS:
         raise InputError(
-            f"unknown executor '{value.get('name')}'{suggest(name, EXECUTORS)}; use one of "
+            f"unknown executor {short_repr(value.get('name'))}{suggest(name, EXECUTORS)}; use "
+            "one of "
             f"{', '.join(EXECUTORS)}"
         )
     out: dict[str, Any] = {"name": name}
     if value.get("workers") is not None:
-        out["workers"] = positive_int(value["workers"], "executor.workers")
+        workers = positive_int(value["workers"], "executor.workers")
+        if workers > MAX_WORKERS:
+            raise InputError(
+                f"executor.workers is {workers}; use at most {MAX_WORKERS} (one worker per CPU "
+                "is the useful maximum)"
+            )
+        out["workers"] = workers
     return out
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: leave the checks to the class
+        return {}
+
+
+_SCALARS: dict[Any, tuple[str, tuple[type, ...], str]] = {
+    bool: ("true or false", (bool,), "true/false values"),
+    int: ("an int", (int,), "ints"),
+    float: ("a number", (int, float), "numbers"),
+    str: ("a string", (str,), "names"),
+}
+
+
+def _check_field(key: str, hint: Any, value: Any) -> None:
+    """Refuse a value of the wrong type for a section field annotated ``hint``.
+
+    Scalars (bool, int, float, str, each optionally ``| None``) are checked exactly; tuple fields
+    may be given as one scalar or a list of scalars (the section converts them), never nested.
+    """
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if value is None and len(options) < len(args):
+            return
+        if len(options) != 1:
+            return
+        hint = options[0]
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in _SCALARS:
+        what, kinds, _ = _SCALARS[hint]
+        ok = isinstance(value, kinds) and (hint is bool or not isinstance(value, bool))
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        if not ok:
+            raise InputError(f"config key '{key}' must be {what}, got {short_repr(value)}")
+    elif origin is tuple and args:
+        elem = args[0]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not items or (isinstance(value, str) and not value.strip(" ,")):
+            raise InputError(
+                f"config key '{key}' is empty; list at least one value, or leave the key out "
+                "for the default"
+            )
+        for item in items:
+            if isinstance(item, (list, tuple, dict, set)) or (
+                elem in _SCALARS and not isinstance(item, (str, int, float))
+            ):
+                plural = _SCALARS[elem][2] if elem in _SCALARS else "plain values"
+                raise InputError(
+                    f"config key '{key}' must be a list of {plural}, got {short_repr(value)}"
+                )
+
+
+def _culprit(cls: type, name: str, given: Mapping[str, Any]) -> str:
+    """Which key of a section the section class refuses (tried one at a time)."""
+    for key, value in given.items():
+        try:
+            cls(**{key: value})
+        except (TypeError, ValueError):
+            return f"key '{name}.{key}'"
+    return f"section '{name}'"
 
 
 def _section(name: str, value: Any) -> Any:
@@ -136,20 +315,30 @@ def _section(name: str, value: Any) -> Any:
     if value is None:
         return cls()
     if not isinstance(value, Mapping):
-        raise InputError(f"config section '{name}' must be a mapping, got {value!r}")
+        raise InputError(
+            f"config section '{name}' must be a mapping of its settings, got {short_repr(value)}"
+        )
     known = {f.name for f in dataclasses.fields(cls)}
+    hints = _field_types(cls)
     clean = {}
     for key, v in value.items():
         k = str(key).replace("-", "_")
         if k not in known:
             listed = ", ".join(sorted(known)) or "none"
             raise InputError(
-                f"unknown key '{name}.{key}'{suggest(k, sorted(known))} (known: {listed})"
+                f"unknown key '{name}.{short_repr(key) if not isinstance(key, str) else key}'"
+                f"{suggest(k, sorted(known))} (known: {listed})"
             )
+        if k in hints:
+            _check_field(f"{name}.{k}", hints[k], v)
         clean[k] = tuple(v) if isinstance(v, list) else v
     try:
         return cls(**clean)
-    except TypeError as err:
+    except InputError as err:
+        if name in str(err):
+            raise
+        raise InputError(f"config {_culprit(cls, name, clean)}: {err}") from err
+    except (TypeError, ValueError) as err:
         raise InputError(f"invalid config section '{name}': {err}") from err
 
 
@@ -226,29 +415,44 @@ class AuditConfig:
                 f"unknown strength '{self.strength}'{suggest(str(self.strength), STRENGTHS)}; "
                 "use fast or full"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InputError(f"seed must be an int >= 0, got {self.seed!r}")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed < _MAX_INT
+        ):
+            raise InputError(f"seed must be an int in [0, 2**63), got {short_repr(self.seed)}")
         if not isinstance(self.check, Mapping):
             raise InputError("check must be a mapping of thresholds, e.g. {min_acc: 0.9}")
-        eps = parse_eps(dict(self.eps)) if not isinstance(self.eps, str) else parse_eps(self.eps)
+        eps = parse_eps(dict(self.eps) if isinstance(self.eps, Mapping) else self.eps)
         from robustcv.audit.checks import required_eps
 
-        for norm, values in required_eps(self.check).items():
+        try:
+            needed = required_eps(self.check)
+        except InputError as err:
+            raise InputError(f"check: {err}") from err
+        for norm, values in needed.items():
             key = _canonical_norm(norm)
             eps[key] = tuple(sorted(set(eps.get(key, ())) | set(values)))
         object.__setattr__(self, "eps", {n: eps[n] for n in NORMS if n in eps})
         positive_int(self.batch_size, "batch_size")
         positive_int(self.shard_size, "shard_size")
-        if self.device is not None and not isinstance(self.device, str):
-            raise InputError(f"device must be a string such as 'cpu', got {self.device!r}")
-        object.__setattr__(self, "executor", _executor(self.executor or None))
+        if self.device is not None and (
+            not isinstance(self.device, str) or not self.device.strip()
+        ):
+            raise InputError(
+                f"device must be a string such as 'cpu', got {short_repr(self.device)}"
+            )
+        executor: Any = self.executor
+        if isinstance(executor, Mapping) and not executor:
+            executor = None  # the default (an empty mapping): in-process
+        object.__setattr__(self, "executor", _executor(executor))
         if not isinstance(self.sections, Mapping):
             raise InputError("sections must map suite names to their settings")
         given = dict(self.sections)
         unknown = [k for k in given if k not in SUITES]
         if unknown:
             raise InputError(
-                f"unknown suite section(s) {unknown}; registered suites: "
+                f"unknown suite section(s) {short_repr(unknown)}; registered suites: "
                 f"{', '.join(SUITES.names())}"
             )
         sections = {s.name: _section(s.name, given.get(s.name)) for s in ordered_suites()}
@@ -260,10 +464,16 @@ class AuditConfig:
         """Build a config from a plain mapping (a parsed YAML/JSON file); unknown keys raise."""
         if not isinstance(raw, Mapping):
             raise InputError(f"an audit config must be a mapping, got {type(raw).__name__}")
+        check_size(raw)
         known = [*_TOP_LEVEL, *SUITES.names()]
         kwargs: dict[str, Any] = {}
         sections: dict[str, Any] = {}
         for key, value in raw.items():
+            if not isinstance(key, str):
+                raise InputError(
+                    f"audit config key {short_repr(key)} is not a name; keys are settings such as "
+                    "limit or suite sections such as adversarial"
+                )
             name = str(key).replace("-", "_")
             if str(key) in SUITES and str(key) not in _TOP_LEVEL:
                 sections[SUITES.canonical(str(key))] = _section(str(key), value)
@@ -285,9 +495,13 @@ class AuditConfig:
         for name in ("suites", "ood_data"):
             if name in kwargs and isinstance(kwargs[name], list):
                 kwargs[name] = tuple(kwargs[name])
+        for name in ("suites", "ood_data", "strength", "fit_data", "device", "split"):
+            _check_names(name, kwargs.get(name))
         try:
             return cls(**kwargs, sections=sections)
-        except TypeError as err:  # a wrong type reached a dataclass
+        except InputError:
+            raise
+        except (TypeError, ValueError) as err:  # a wrong type reached a dataclass
             raise InputError(f"invalid audit config: {err}") from err
 
     def to_dict(self) -> dict[str, Any]:
@@ -338,6 +552,21 @@ class AuditConfig:
         return dataclasses.replace(self, **top, sections=sections)
 
 
+def _check_names(key: str, value: Any) -> None:
+    """Top-level settings that hold names: a string, or (suites, ood_data) a list of strings."""
+    if value is None or isinstance(value, str):
+        return
+    if key in ("suites", "ood_data") and isinstance(value, (list, tuple)):
+        bad = [v for v in value if not isinstance(v, str)]
+        if not bad:
+            return
+    raise InputError(
+        f"config key '{key}' must be "
+        + ("a name or a list of names" if key in ("suites", "ood_data") else "a string")
+        + f", got {short_repr(value)}"
+    )
+
+
 def _lists(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _lists(v) for k, v in value.items()}
@@ -350,7 +579,8 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read an audit config file: YAML (``.yaml``/``.yml``) or JSON.
 
     Raises:
-        InputError: missing file, a parse error, or a file that does not hold a mapping.
+        InputError: missing, unreadable or binary file, a parse error, a file that does not hold
+            a mapping, or one too large or nested too deeply (a YAML bomb).
 
     Example:
         >>> import tempfile, os
@@ -359,25 +589,113 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         >>> load_config_file(p)
         {'limit': 100, 'adversarial': {'n': 50}}
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(
+            f"a config file must be a path (audit.yaml or audit.json), got {short_repr(path)}"
+        )
+    if not str(os.fspath(path)).strip():
+        raise InputError("the config file path is empty; give --config audit.yaml or audit.json")
+    if "\x00" in str(os.fspath(path)):
+        raise InputError(f"config file path {short_repr(path)} holds a NUL byte; give a plain path")
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise InputError(f"config file {file} is a folder; give a .yaml, .yml or .json file")
     if not file.is_file():
-        raise InputError(f"config file {file} does not exist")
-    text = file.read_text(encoding="utf-8")
+        raise InputError(f"config file {file} does not exist; check the --config path")
+    try:
+        if file.stat().st_size > 1_000_000:
+            raise InputError(
+                f"config file {file} is {file.stat().st_size} bytes; an audit config is a few "
+                "hundred bytes - is it the right file?"
+            )
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"config file {file} is not UTF-8 text ({err.reason} at byte {err.start}); give a "
+            "YAML or JSON file"
+        ) from err
+    except OSError as err:
+        raise InputError(
+            f"cannot read config file {file}: {err.strerror or err}; check its permissions"
+        ) from err
+    if "\x00" in text:
+        raise InputError(
+            f"config file {file} holds NUL bytes (binary data); give a YAML or JSON file"
+        )
     if file.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise InputError(f"cannot parse {file}: {err}") from err
+            import yaml
+        except ImportError as err:
+            raise InputError(
+                f"reading {file} needs PyYAML (pip install pyyaml), or write the config as JSON"
+            ) from err
+        try:
+            data = yaml.load(text, Loader=_unique_key_loader())
+        except (yaml.YAMLError, ValueError, RecursionError, OverflowError) as err:
+            raise InputError(f"cannot parse {file} as YAML: {_parse_error(err)}") from err
     else:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
             hint = " (YAML needs a .yaml or .yml suffix)" if file.suffix.lower() != ".json" else ""
-            raise InputError(f"cannot parse {file} as JSON: {err}{hint}") from err
+            raise InputError(f"cannot parse {file} as JSON: {_parse_error(err)}{hint}") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise InputError(f"{file} must hold a mapping of settings, got {type(data).__name__}")
+        raise InputError(
+            f"{file} must hold a mapping of settings (e.g. 'limit: 100'), got {type(data).__name__}"
+        )
+    check_size(data, f"config file {file}")
     return data
+
+
+def _parse_error(err: BaseException) -> str:
+    """A parser's error on one short line (also for the errors Python raises, not the parser)."""
+    if isinstance(err, RecursionError):
+        return "it is nested too deeply (an audit config has two or three levels)"
+    if "integer string conversion" in str(err):
+        return "it holds a number with thousands of digits (use values below 2**63)"
+    if isinstance(err, _DuplicateKey):
+        return str(err)
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+class _DuplicateKey(ValueError):
+    """A key given twice in one mapping of a config file (the first value would be lost)."""
+
+
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """``json.loads`` hook: a key given twice is an error, not 'the last one wins'."""
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"the key '{key}' is given twice; keep one")
+        out[key] = value
+    return out
+
+
+def _unique_key_loader() -> Any:
+    """A ``yaml.SafeLoader`` subclass that refuses a key given twice in one mapping."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: SafeLoader reports it
+                    continue
+                if duplicate:
+                    raise _DuplicateKey(
+                        f"the key '{key}' is given twice (line {key_node.start_mark.line + 1}); "
+                        "keep one"
+                    )
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader

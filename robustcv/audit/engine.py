@@ -47,7 +47,7 @@ from robustcv.audit.prepare import (
 from robustcv.audit.registry import SUITES
 from robustcv.audit.results import AuditResults
 from robustcv.audit.schema import RESULTS_FILE, SCHEMA_VERSION, write_json_atomic
-from robustcv.audit.store import Store
+from robustcv.audit.store import FolderLock, Store
 from robustcv.audit.suite import Suite
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
@@ -324,6 +324,9 @@ def execute(state: RunState) -> AuditResults:
             if suite.name in plans:
                 _run_suite(state, suite, plans[suite.name], overall)
         status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
     finally:
         state.executor.close()
         overall.close()
@@ -518,9 +521,22 @@ def run_audit(
         **sections,
     )
     out = prepare_dir(out_dir)
+    with FolderLock(out):
+        return _run_locked(cfg, model_obj, out, executor, progress, force, started)
+
+
+def _run_locked(
+    cfg: AuditConfig,
+    model_obj: Model | None,
+    out: Path,
+    executor: Executor | str | None,
+    progress: bool,
+    force: bool,
+    started: float,
+) -> AuditResults:
     store = Store(out)
     try:
-        store.lock()
+        interrupted = store.mark_interrupted()
         prep = prepare(cfg, model_obj, out, loaded_from_spec=model_obj is None)
         stored = store.get_meta("fingerprint")
         forced = False
@@ -553,6 +569,9 @@ def run_audit(
             started=started,
         )
         prep.ctx.log = state.log
+        if interrupted:
+            state.log.warning("%d earlier run(s) did not finish (killed); marked interrupted",
+                              interrupted)  # fmt: skip
         if forced:
             state.log.warning("--force: discarded stored results made with a different config")
         return execute(state)

@@ -98,6 +98,10 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def prepare_dir(out_dir: str | os.PathLike[str]) -> Path:
     """The audit folder, created and checked: writable, and new, empty or an earlier audit."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(os.fspath(out_dir)).strip():
+        raise InputError(
+            f"the output folder is empty ({out_dir!r}); give --out DIR, a new folder for the audit"
+        )
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder (new or an earlier audit's)")
@@ -122,7 +126,10 @@ def prepare_dir(out_dir: str | os.PathLike[str]) -> Path:
 
 def check_compatible(model: Model, data: Dataset, what: str = "the data") -> None:
     """Run one tiny batch; class counts must fit the model's outputs."""
+    from robustcv.core.contract import check_model_fits
+
     x = data.x[:2]
+    check_model_fits(model, x, what=what)
     try:
         with torch.no_grad():
             out = model.logits(x)

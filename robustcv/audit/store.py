@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -19,7 +20,15 @@ from typing import Any
 
 from robustcv.core.errors import InputError
 
-__all__ = ["APPLICATION_ID", "LOCK_FILE", "STORE_FILE", "RunRecord", "Store", "StoredUnit"]
+__all__ = [
+    "APPLICATION_ID",
+    "LOCK_FILE",
+    "STORE_FILE",
+    "FolderLock",
+    "RunRecord",
+    "Store",
+    "StoredUnit",
+]
 
 STORE_FILE = "audit.sqlite"
 LOCK_FILE = ".robustcv.lock"
@@ -93,7 +102,6 @@ class Store:
 
     def __init__(self, folder: str | Path) -> None:
         self.path = Path(folder) / STORE_FILE
-        self._lock_file: Any = None
         existed = self.path.exists()
         try:
             self._db = sqlite3.connect(str(self.path), timeout=30.0)
@@ -114,39 +122,6 @@ class Store:
             raise InputError(
                 f"cannot open {self.path} as an audit store ({err}); choose a new --out folder"
             ) from err
-
-    # -------------------------------------------------------------- one writer
-    def lock(self) -> None:
-        """Take the folder's writer lock (``DIR/.robustcv.lock``) until :meth:`close`.
-
-        Two audits writing one folder would mix their rows (and ``--force`` would discard the
-        other's results), so a second writer is refused.
-
-        Raises:
-            InputError: another process holds the lock.
-        """
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not on POSIX: no lock
-            return
-        if self._lock_file is not None:
-            return
-        fh = open(self.path.parent / LOCK_FILE, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise InputError(
-                f"another robustcv audit ({holder}) is writing to {self.path.parent}; wait for "
-                "it to finish or use another --out folder"
-            ) from err
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        self._lock_file = fh
 
     # -------------------------------------------------------------- meta
     def get_meta(self, key: str) -> Any:
@@ -210,6 +185,18 @@ class Store:
             self._db.execute("UPDATE runs SET units_run = units_run + 1 WHERE id = ?", (run_id,))
 
     # -------------------------------------------------------------- runs
+    def mark_interrupted(self) -> int:
+        """Mark runs still ``running`` as ``interrupted``; returns how many.
+
+        Call it while holding the folder's :class:`FolderLock`: then no live process can be
+        running on the folder, so a ``running`` record belongs to a run that was killed.
+        """
+        with self._db:
+            cur = self._db.execute(
+                "UPDATE runs SET status = 'interrupted' WHERE status = 'running'"
+            )
+        return int(cur.rowcount)
+
     def begin_run(self) -> int:
         """Start a run record; returns its id."""
         with self._db:
@@ -226,7 +213,7 @@ class Store:
                 )
 
     def end_run(self, run_id: int, status: str) -> None:
-        """Close a run record with its final status (``finished`` or ``failed``)."""
+        """Close a run record with its final status (``finished``, ``failed``, ``interrupted``)."""
         with self._db:
             self._db.execute(
                 "UPDATE runs SET finished = ?, status = ? WHERE id = ?",
@@ -252,14 +239,79 @@ class Store:
             self._db.execute("DELETE FROM meta")
 
     def close(self) -> None:
-        """Close the database and release the writer lock."""
+        """Close the database."""
         self._db.close()
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing the descriptor releases the flock
-            self._lock_file = None
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class FolderLock:
+    """The one-writer lock of an audit folder: ``DIR/.robustcv.lock``, an OS-level ``flock``.
+
+    Held for the whole run, before the store is opened. The file records the holder (pid and
+    host) for the message a second writer gets. The kernel releases the lock when the holder
+    dies, so a lock left by a killed run is taken over without any stale-lock guessing; the
+    next run marks that run's record ``interrupted``. On systems without ``fcntl`` (Windows)
+    the lock is a no-op.
+
+    Args:
+        folder: the audit folder (must exist).
+
+    Raises:
+        InputError: another live process holds the lock (naming it).
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> with FolderLock(d):
+        ...     try:
+        ...         FolderLock(d).acquire()
+        ...     except InputError as err:
+        ...         print("refused:", "is writing to" in str(err))
+        refused: True
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / LOCK_FILE
+        self._fh: Any = None
+
+    def acquire(self) -> FolderLock:
+        """Take the lock or raise ``InputError`` naming the holder."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise InputError(
+                f"another robustcv audit ({holder}) is writing to {self.path.parent}; wait for "
+                "it to finish, or use another --out folder (--force cannot take over a folder "
+                "in use)"
+            ) from err
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        """Release the lock (closing the descriptor releases the flock)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -17,6 +17,8 @@ registry and never name a suite. A suite owns:
   ``warnings`` (findings shown at the top of the report);
 * its **numbers for tools**: ``metrics`` (what ``compare`` shows) and ``checks`` (the thresholds
   ``robustcv check`` accepts);
+* its **section type** (``section_type``): a ``TypedDict`` of the keys its section of
+  results.json holds (the contract test checks the real output against it);
 * ``default``: whether it runs when no ``--suites`` are given.
 
 Everything here reads only plain data; nothing runs a model.
@@ -27,7 +29,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    TypedDict,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
 
 from robustcv.audit.plan import Row, Unit
 from robustcv.core.errors import InputError
@@ -39,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CheckSpec",
+    "EstimateDict",
     "Metric",
     "Needs",
     "NoConfig",
@@ -48,8 +60,21 @@ __all__ = [
     "est_view",
     "fmt",
     "notes_list",
+    "section_keys_match",
     "section_of",
+    "validate_corruption_names",
 ]
+
+
+class EstimateDict(TypedDict):
+    """An estimate as stored in results.json (:meth:`robustcv.core.stats.Estimate.to_dict`)."""
+
+    value: float
+    low: float | None
+    high: float | None
+    n: int | None
+    method: str
+    level: float
 
 
 @dataclass(frozen=True)
@@ -240,6 +265,7 @@ class Suite:
     order: ClassVar[int] = 100
     results_key: ClassVar[str | None] = None
     aggregation_only: ClassVar[tuple[str, ...]] = ()
+    section_type: ClassVar[Any] = None
     report_template: ClassVar[str] = ""
     card_template: ClassVar[str] = ""
     checks: ClassVar[tuple[CheckSpec, ...]] = ()
@@ -369,3 +395,69 @@ def notes_list(*values: Any) -> list[str]:
         elif isinstance(v, list):
             out += [str(x) for x in v if isinstance(x, (str, int, float)) and str(x)]
     return out
+
+
+def section_keys_match(section: Any, section_type: Any) -> list[str]:
+    """Differences between a section's keys and a ``TypedDict`` (recursing into nested ones).
+
+    Returns human-readable differences (empty when the section matches).
+
+    Example:
+        >>> class T(TypedDict):
+        ...     n: int
+        ...     acc: EstimateDict
+        >>> section_keys_match({"n": 3, "acc": {"value": 1.0}}, T)[0]
+        'acc: missing low'
+    """
+    if not is_typeddict(section_type) or not isinstance(section, dict):
+        return []
+    hints = get_type_hints(section_type)
+    out = [f"missing {k}" for k in hints if k not in section]
+    out += [f"unexpected {k}" for k in section if k not in hints]
+    for key, hint in hints.items():
+        if key not in section:
+            continue
+        value = section[key]
+        if is_typeddict(hint):
+            out += [f"{key}: {d}" for d in section_keys_match(value, hint)]
+            continue
+        args = get_args(hint)
+        inner = args[-1] if args else None
+        if not is_typeddict(inner):
+            continue
+        if get_origin(hint) is dict and isinstance(value, dict):
+            for k, v in value.items():
+                out += [f"{key}.{k}: {d}" for d in section_keys_match(v, inner)]
+        elif get_origin(hint) is list and isinstance(value, list):
+            for i, v in enumerate(value):
+                out += [f"{key}[{i}]: {d}" for d in section_keys_match(v, inner)]
+    return out
+
+
+def validate_corruption_names(names: Any, severities: Any, key: str, severity_key: str) -> None:
+    """Refuse unknown corruption names and out-of-range severities of a suite setting.
+
+    Example:
+        >>> validate_corruption_names(["fgo"], [3], "examples.corruptions", "examples.severity")
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        robustcv.core.errors.InputError: examples.corruptions: unknown corruption 'fgo'; ...
+    """
+    from robustcv.corruptions.base import CORRUPTIONS
+
+    for name in names:
+        text = str(name)
+        spellings = (text, text.replace("_", "-"), text.replace("-", "_"))
+        found = next((k for k in spellings if k in CORRUPTIONS), None)
+        try:
+            canonical = CORRUPTIONS.canonical(found if found is not None else text)
+        except InputError as err:
+            raise InputError(f"{key}: {err}") from err
+        top = CORRUPTIONS.get(canonical).severities
+        bad = [s for s in severities if not 1 <= int(s) <= top]
+        if bad:
+            raise InputError(
+                f"{severity_key}: severity {bad} is outside 1..{top} for corruption "
+                f"'{canonical}' (in {key})"
+            )

@@ -28,7 +28,11 @@ def add_parser(
         "DIR/results.json and DIR/audit.log. See docs/audit.md.",
     )
     model_args(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="audit folder (new or to resume)")
+    from robustcv.cli._common import path_arg, spec_arg
+
+    p.add_argument(
+        "--out", type=path_arg, required=True, metavar="DIR", help="audit folder (new or to resume)"
+    )
     from robustcv.audit.registry import default_suites, selectable_suites
 
     p.add_argument(
@@ -39,6 +43,7 @@ def add_parser(
     )
     p.add_argument(
         "--ood-data",
+        type=spec_arg,
         action="append",
         default=None,
         metavar="SPEC",
@@ -47,6 +52,7 @@ def add_parser(
     )
     p.add_argument(
         "--fit-data",
+        type=spec_arg,
         default=None,
         metavar="SPEC",
         help="held-out data for temperature scaling and Mahalanobis (default: the train split)",
@@ -60,7 +66,11 @@ def add_parser(
     )
     p.add_argument("--eps", default=None, help="extra eps for the grid, e.g. linf:0.1,l2:0.5")
     p.add_argument(
-        "--config", default=None, metavar="FILE", help="audit.yaml (needs PyYAML) or audit.json"
+        "--config",
+        type=path_arg,
+        default=None,
+        metavar="FILE",
+        help="audit.yaml (needs PyYAML) or audit.json",
     )
     p.add_argument(
         "--executor",
@@ -88,7 +98,7 @@ def add_parser(
 def run(args: argparse.Namespace) -> int:
     """Run ``robustcv audit``; returns the exit code."""
     from robustcv.audit import run_audit
-    from robustcv.cli._common import EXIT_OK, emit, parse_preprocess
+    from robustcv.cli._common import EXIT_OK, emit, output_dir, parse_preprocess
     from robustcv.core.errors import InputError
 
     if args.limit is not None and args.limit < 1:
@@ -97,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
     if args.workers is not None and args.executor == "in-process":
         raise InputError("--workers needs --executor processes")
+    output_dir(args.out, "--out")
     custom = args.weights is not None or args.preprocess or args.num_classes is not None
     model: Any = args.model
     if custom:

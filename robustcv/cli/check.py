@@ -27,7 +27,11 @@ def add_parser(
         description="Check an audit's results.json against thresholds; exit 0 when all hold, "
         "1 naming each violated one, 2 on bad usage or input. Point estimates are compared.",
     )
-    p.add_argument("dir", metavar="DIR", help="the audit folder (holding results.json)")
+    from robustcv.cli._common import path_arg
+
+    p.add_argument(
+        "dir", type=path_arg, metavar="DIR", help="the audit folder (holding results.json)"
+    )
     from robustcv.audit.checks import all_checks
 
     g = p.add_argument_group("thresholds (offered by the registered suites)")

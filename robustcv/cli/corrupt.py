@@ -18,7 +18,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from robustcv.cli._common import EXIT_OK, emit, parse_size, size_arg, table
+from robustcv.cli._common import (
+    EXIT_OK,
+    emit,
+    output_dir,
+    parse_size,
+    path_arg,
+    size_arg,
+    spec_arg,
+    table,
+)
 from robustcv.core.errors import InputError
 
 __all__ = ["NAME", "add_parser", "corruption_rows", "corruption_text", "parse_size", "run"]
@@ -46,9 +55,11 @@ def add_parser(
             "command to resume; read it back with --data imagenet-c:DIR#fog/3."
         ),
     )
-    p.add_argument("--data", required=True, help="fashion-mnist, npz:F, folder:DIR, cifar10:DIR")
-    p.add_argument("--split", default="test")
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument(
+        "--data", type=spec_arg, required=True, help="fashion-mnist, npz:F, folder:DIR, cifar10:DIR"
+    )
+    p.add_argument("--split", type=spec_arg, default="test")
+    p.add_argument("--out", type=path_arg, required=True, help="output folder (created if missing)")
     p.add_argument(
         "--corruptions",
         default="benchmark",
@@ -98,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
+    output_dir(args.out, "--out")
     data = load_dataset(args.data, split=args.split, limit=args.limit, image_size=args.image_size)
+    if len(data) == 0:
+        raise InputError(
+            f"--data {args.data} holds no images (split '{args.split}'); give a dataset with at "
+            "least one image"
+        )
     try:
         res = write_corrupted(
             data,

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from robustcv.cli._common import EXIT_OK, Parser, emit
+from robustcv.cli._common import EXIT_OK, Parser, emit, output_dir, path_arg, spec_arg
 from robustcv.core.errors import InputError
 
 __all__ = ["NAME", "add_parser", "run"]
@@ -25,8 +25,10 @@ def add_parser(
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=Parser)
     f = dsub.add_parser("fetch", help="download a dataset with checksums")
     f.add_argument("name", choices=["fashion-mnist"])
-    f.add_argument("--dest", default=None, help="folder (default: ~/.cache/robustcv/NAME)")
-    f.add_argument("--url", default=None, help="mirror base URL")
+    f.add_argument(
+        "--dest", type=path_arg, default=None, help="folder (default: ~/.cache/robustcv/NAME)"
+    )
+    f.add_argument("--url", type=spec_arg, default=None, help="mirror base URL")
     common(f)
 
 
@@ -39,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
             "'data' needs an action, e.g. 'robustcv data fetch fashion-mnist' "
             "(see 'robustcv data --help')"
         )
+    if args.dest is not None:
+        output_dir(args.dest, "--dest")
     folder = fetch_fashion_mnist(
         args.dest, base_url=args.url or FASHION_MNIST_URL, quiet=args.quiet
     )

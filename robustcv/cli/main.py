@@ -40,6 +40,9 @@ from robustcv.cli._common import (
     Parser,
     add_common_options,
     add_model_args,
+    check_device,
+    check_numbers,
+    os_error_message,
 )
 from robustcv.core.errors import InputError, RobustcvError
 
@@ -94,33 +97,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a usage error returns its code; --help / --version exit 0
+        if stop.code in (0, None):
+            raise
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     args.cli_argv = list(sys.argv[1:] if argv is None else argv)
     commands = {module.NAME: module for module in COMMANDS}
     try:
-        if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
-            raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+        check_numbers(args)
+        check_device(getattr(args, "device", None))
         code: int = commands[args.command].run(args)
         return code
     except (RobustcvError, InputError) as err:
-        print(f"robustcv: error: {err}", file=sys.stderr)
+        print(f"robustcv: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("robustcv: interrupted", file=sys.stderr)
         return EXIT_INTERNAL
     except BrokenPipeError:
         raise  # the reader went away: main() ends quietly
+    except OSError as err:
+        message = os_error_message(err, args)
+        if message is None:
+            return _internal_error()
+        print(f"robustcv: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception:
-        traceback.print_exc()
-        print(
-            "robustcv: internal error (a bug in robustcv - please report it with the "
-            "traceback above)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal_error()
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (a multi-line message is joined with '; ')."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(lines) or type(err).__name__
+
+
+def _internal_error() -> int:
+    """Print the traceback of the exception being handled and the 'internal error' line."""
+    traceback.print_exc()
+    print(
+        "robustcv: internal error (a bug in robustcv - please report it with the traceback above)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 def _stdout_to_devnull() -> None:
@@ -138,6 +162,10 @@ def _stdout_to_devnull() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it).
+
+    A usage error that argparse finds (an unknown command or flag, a missing or malformed
+    value) returns :data:`EXIT_USAGE` like every other user mistake; ``--help`` and
+    ``--version`` print and raise ``SystemExit(0)`` as argparse does.
 
     A closed stdout (``robustcv list --json | head -c 20``) ends any command quietly with
     :data:`EXIT_BROKEN_PIPE` (141): no traceback, no "internal error".

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from robustcv.cli._common import EXIT_OK, emit
+from robustcv.cli._common import EXIT_OK, emit, output_dir, path_arg, spec_arg
+from robustcv.core.errors import InputError
 
 __all__ = ["NAME", "add_parser", "run"]
 
@@ -26,9 +27,9 @@ def add_parser(
 
     p = sub.add_parser(NAME, help="train a model with a recipe (writes weights + model card)")
     p.add_argument("--recipe", default="standard", choices=RECIPES.names())
-    p.add_argument("--data", default="fashion-mnist")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--arch", default="small-cnn")
+    p.add_argument("--data", type=spec_arg, default="fashion-mnist")
+    p.add_argument("--out", type=path_arg, required=True, help="output folder")
+    p.add_argument("--arch", type=spec_arg, default="small-cnn")
     p.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     p.add_argument("--eps", type=float, default=0.1, help="L-inf radius (adversarial recipes)")
     p.add_argument("--steps", type=int, default=7, help="PGD steps for pgd-at")
@@ -55,6 +56,14 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         eval_limit=args.eval_limit,
     )
+    cfg.validate()
+    from robustcv.models.architectures import ARCHITECTURES
+
+    try:
+        ARCHITECTURES.canonical(args.arch)
+    except InputError as err:
+        raise InputError(f"--arch: {err}") from err
+    output_dir(args.out, "--out")
     argv = getattr(args, "cli_argv", sys.argv[1:])
     command = "robustcv " + shlex.join(argv) if argv[:1] == ["train"] else None
     _, res = train(cfg, out=args.out, progress=not args.quiet, device=args.device, command=command)

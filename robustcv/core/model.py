@@ -18,16 +18,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustcv.core.contract import check_images
-from robustcv.core.errors import GradientUnavailableError, InputError
+from robustcv.core.contract import (
+    check_count,
+    check_images,
+    describe_images,
+    is_shape_error,
+    mismatch_error,
+    model_input_spec,
+)
+from robustcv.core.devices import resolve_device
+from robustcv.core.errors import GradientUnavailableError, InputError, ModelDataMismatchError
 
-__all__ = ["Model", "PassCounts", "ProbabilityOutputWarning"]
+__all__ = ["Model", "NonFiniteLogitsWarning", "PassCounts", "ProbabilityOutputWarning"]
 
 FeatureSpec = str | Callable[[nn.Module, torch.Tensor], torch.Tensor] | None
 
 
 class ProbabilityOutputWarning(UserWarning):
     """The network's outputs look like probabilities; robustcv expects logits."""
+
+
+class NonFiniteLogitsWarning(UserWarning):
+    """The network returned NaN or infinite logits (only with ``Model(..., nonfinite="warn")``)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,12 @@ class PassCounts:
 
 
 def _as_channel_tensor(value: float | Sequence[float] | torch.Tensor, name: str) -> torch.Tensor:
-    t = torch.as_tensor(value, dtype=torch.float32).flatten()
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32).flatten()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise InputError(
+            f"{name} must be a number or one number per channel, got {value!r}"
+        ) from err
     if t.numel() == 0:
         raise InputError(f"{name} is empty; give one value or one value per channel")
     if not bool(torch.isfinite(t).all()):
@@ -99,9 +116,18 @@ class Model:
             whose output is taken (flattened to (B, D)), or a callable ``f(net, x_pre)``
             returning (B, D) features from the preprocessed input.
         device: where the network runs; ``None`` uses the device of its first parameter (CPU
-            for parameter-free callables). An ``nn.Module`` is moved to this device.
+            for parameter-free callables). An ``nn.Module`` is moved to this device. A device
+            this machine does not have raises :class:`InputError` naming those it has.
         differentiable: whether input gradients are available (False for ONNX models).
         name: a human-readable name used in reports.
+        nonfinite: what to do when the network returns NaN or infinite logits: ``"raise"``
+            (default) raises :class:`InputError` naming how many rows are affected; ``"warn"``
+            warns (:class:`NonFiniteLogitsWarning`) and returns them (``accuracy`` then counts
+            those images as wrong).
+
+    Raises:
+        InputError: bad arguments; a shape mismatch between the images and the network is
+            reported as :class:`robustcv.core.errors.ModelDataMismatchError`.
 
     Example:
         >>> import torch
@@ -125,6 +151,7 @@ class Model:
         device: torch.device | str | None = None,
         differentiable: bool = True,
         name: str | None = None,
+        nonfinite: str = "raise",
     ) -> None:
         if not callable(net):
             raise InputError(
@@ -133,11 +160,19 @@ class Model:
         self.net = net
         self.name = name or type(net).__name__
         self.differentiable = differentiable
+        if nonfinite not in ("raise", "warn"):
+            raise InputError(f"nonfinite must be 'raise' or 'warn', got {nonfinite!r}")
+        self.nonfinite = nonfinite
         self.device = self._resolve_device(net, device)
         if isinstance(net, nn.Module):
             net.to(self.device)
 
-        if len(input_range) != 2 or not float(input_range[1]) > float(input_range[0]):
+        try:
+            ok = len(input_range) == 2 and float(input_range[1]) > float(input_range[0])
+            ok = ok and all(abs(float(v)) < float("inf") for v in input_range)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise InputError(
                 f"input_range must be (low, high) with high > low, got {input_range!r}"
             )
@@ -146,8 +181,19 @@ class Model:
         self._std = None if std is None else _as_channel_tensor(std, "std").to(self.device)
         if self._std is not None and bool((self._std <= 0).any()):
             raise InputError(f"std must be positive, got {self._std.flatten().tolist()}")
+        if (
+            self._mean is not None
+            and self._std is not None
+            and 1 < self._mean.numel() != self._std.numel() > 1
+        ):
+            raise InputError(
+                f"mean has {self._mean.numel()} values but std has {self._std.numel()}; give "
+                "one value per channel for both (or a single value)"
+            )
 
-        if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 2):
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+        ):
             raise InputError(f"num_classes must be an int >= 2, got {num_classes!r}")
         self._num_classes = num_classes
         self._feature_fn = self._resolve_features(net, features)
@@ -159,12 +205,7 @@ class Model:
     @staticmethod
     def _resolve_device(net: Any, device: torch.device | str | None) -> torch.device:
         if device is not None:
-            try:
-                return torch.device(device)
-            except (RuntimeError, TypeError) as err:
-                raise InputError(
-                    f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'"
-                ) from err
+            return resolve_device(device)
         if isinstance(net, nn.Module):
             for p in net.parameters():
                 return p.device
@@ -261,7 +302,21 @@ class Model:
 
     # ------------------------------------------------------------------ forward
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """Map [0, 1] images to the network's input space (input range, then mean/std)."""
+        """Map [0, 1] images to the network's input space (input range, then mean/std).
+
+        Raises:
+            ModelDataMismatchError: ``mean``/``std`` have one value per channel, but not as
+                many as ``x`` has channels.
+        """
+        for label, stat in (("mean", self._mean), ("std", self._std)):
+            if stat is not None and x.dim() == 4 and 1 < stat.shape[1] != x.shape[1]:
+                n = stat.shape[1]
+                raise mismatch_error(
+                    f"{n}-channel images (its {label} has {n} values: give one value per "
+                    "channel of the data)",
+                    tuple(x.shape),
+                    exact=True,
+                )
         lo, hi = self.input_range
         if (lo, hi) != (0.0, 1.0):
             x = x * (hi - lo) + lo
@@ -277,6 +332,11 @@ class Model:
                 f"the network returned a {type(out).__name__}; it must return a logits tensor "
                 "(wrap it so that it returns only the logits)"
             )
+        if not out.is_floating_point():
+            raise InputError(
+                f"the network returned logits of dtype {out.dtype}; it must return float "
+                "logits (B, num_classes)"
+            )
         if out.dim() != 2 or out.shape[0] != batch:
             raise InputError(
                 f"the network returned shape {tuple(out.shape)} for a batch of {batch}; it must "
@@ -290,6 +350,7 @@ class Model:
             raise InputError(
                 f"the network returned {out.shape[1]} logits but num_classes={self._num_classes}"
             )
+        self._check_finite(out)
         if not self._checked_outputs:
             self._checked_outputs = True
             with torch.no_grad():
@@ -305,6 +366,53 @@ class Model:
                     stacklevel=4,
                 )
         return out
+
+    def _check_finite(self, out: torch.Tensor) -> None:
+        """Raise (or warn, with ``nonfinite="warn"``) when some logits are NaN or infinite."""
+        if out.device.type == "meta":
+            return
+        with torch.no_grad():
+            finite = torch.isfinite(out.detach())
+            if bool(finite.all()):
+                return
+            rows = int((~finite.all(1)).sum())
+        text = (
+            f"model '{self.name}' returned NaN or infinite logits for {rows} of {out.shape[0]} "
+            "images; check the network (exploding weights, a log of 0, a division by 0) or its "
+            "preprocessing (std of 0)"
+        )
+        if self.nonfinite == "warn":
+            warnings.warn(
+                text + "; they count as wrong predictions", NonFiniteLogitsWarning, stacklevel=4
+            )
+            return
+        raise InputError(
+            text + "; pass nonfinite='warn' to robustcv.Model to count them as wrong instead"
+        )
+
+    def _mismatch(self, err: BaseException, x: torch.Tensor) -> ModelDataMismatchError:
+        """The model/data mismatch error for a shape failure ``err`` on input ``x``."""
+        channels, size, _ = model_input_spec(self)
+        if channels is None and size is None:
+            takes = "other images"
+        elif size is None and channels == x.shape[1]:
+            takes = f"{channels}-channel images of another size"
+        else:
+            takes = describe_images(channels, size)
+        text = str(err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
+        return mismatch_error(takes, tuple(x.shape), detail=first)
+
+    def _run_net(self, x: torch.Tensor) -> Any:
+        """Preprocess ``x`` and run the network; a shape failure becomes a mismatch error."""
+        try:
+            return self.net(self.preprocess(x))
+        except InputError:
+            raise
+        except Exception as err:
+            if is_shape_error(err):
+                raise self._mismatch(err, x) from err
+            raise
 
     def _prepare(self, x: torch.Tensor, validate: bool) -> torch.Tensor:
         if validate:
@@ -328,7 +436,7 @@ class Model:
         """
         x = self._prepare(x, validate)
         with self.eval_mode():
-            out = self.net(self.preprocess(x))
+            out = self._run_net(x)
         self._forward += int(x.shape[0])
         return self._check_outputs(out, int(x.shape[0]))
 
@@ -349,11 +457,18 @@ class Model:
             )
         x = self._prepare(x, validate)
         with self.eval_mode():
-            x_pre = self.preprocess(x)
-            out, feats = self._feature_fn(x_pre)
-            if out is None:  # a feature callable: the logits need their own pass
-                out = self.net(x_pre)
-                self._forward += int(x.shape[0])
+            try:
+                x_pre = self.preprocess(x)
+                out, feats = self._feature_fn(x_pre)
+                if out is None:  # a feature callable: the logits need their own pass
+                    out = self.net(x_pre)
+                    self._forward += int(x.shape[0])
+            except InputError:
+                raise
+            except Exception as err:
+                if is_shape_error(err):
+                    raise self._mismatch(err, x) from err
+                raise
         self._forward += int(x.shape[0])
         return self._check_outputs(out, int(x.shape[0])), feats
 
@@ -366,8 +481,7 @@ class Model:
         self, x: torch.Tensor, *, batch_size: int = 256, validate: bool = True
     ) -> torch.Tensor:
         """Logits for any number of images, computed in batches without gradients (on CPU)."""
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = check_count(batch_size, "batch_size")
         if validate:
             check_images(x)
         outs = [

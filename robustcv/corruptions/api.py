@@ -12,7 +12,43 @@ from robustcv.core.errors import InputError, RobustcvError
 from robustcv.core.seeding import check_seed, content_keys, derive_seed
 from robustcv.corruptions.base import CORRUPTIONS, SampleRNG, resolve_params
 
-__all__ = ["corrupt", "corrupt_with_draws"]
+__all__ = ["check_corruptible", "corrupt", "corrupt_with_draws"]
+
+
+def check_corruptible(x: object, *, name: str = "x", min_size: int = 1) -> torch.Tensor:
+    """The image contract plus what corruptions need: real values, 1 (grey) or 3 (RGB) channels.
+
+    Raises:
+        InputError: ``x`` breaks the image contract (see
+            :func:`robustcv.core.contract.check_images`: NaN/inf, ``meta`` tensors...) or has
+            a channel count other than 1 or 3.
+
+    Example:
+        >>> check_corruptible(torch.rand(2, 4, 16, 16))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        robustcv.core.errors.InputError: x has 4 channels; corruptions take greyscale ...
+    """
+    if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[1] > 4 and x.shape[3] in (1, 3, 4):
+        # said before the size check, which would only complain about a width of 1 or 3
+        raise InputError(
+            f"{name} has shape {tuple(x.shape)}, which looks channels-last (B,H,W,C); "
+            f"corruptions take (B,C,H,W): use {name}.permute(0, 3, 1, 2)"
+        )
+    x = check_images(x, name=name, min_size=min_size)
+    c = int(x.shape[1])
+    if c not in (1, 3):
+        fix = (
+            f"drop the alpha channel ({name}[:, :3])"
+            if c == 4
+            else f"convert them to RGB or greyscale first (e.g. {name}[:, :1] or "
+            f"{name}.mean(1, keepdim=True))"
+        )
+        raise InputError(
+            f"{name} has {c} channels; corruptions take greyscale (1 channel) or RGB (3 "
+            f"channel) images: {fix}"
+        )
+    return x
 
 
 def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -38,10 +74,18 @@ def corrupt_with_draws(
         >>> y.shape == x.shape
         True
     """
+    if not isinstance(name, str):
+        raise InputError(
+            f"name must be a corruption name (str), got {type(name).__name__} {name!r}; see "
+            "'robustcv list corruptions'"
+        )
     defn = CORRUPTIONS.get(name)
-    check_images(x, min_size=defn.min_size)
+    check_corruptible(x, min_size=defn.min_size)
     seed = check_seed(seed)
     params = resolve_params(defn, severity, spec, int(x.shape[2]), int(x.shape[3]))
+    # one memory layout for every corruption: channels-last and sliced views give the same
+    # result as x.contiguous() (a copy only when x is not contiguous; x itself is never written)
+    x = x.detach().contiguous()
 
     def generators() -> list[torch.Generator]:
         out = []
@@ -52,8 +96,8 @@ def corrupt_with_draws(
         return out
 
     rng = SampleRNG(generators, x.device, replay, batch_size=int(x.shape[0]))
-    # the contract tests check that no corruption modifies its input; no copy is made here
-    out = defn.fn(x.detach(), params, rng)
+    # the contract tests check that no corruption modifies its input; no other copy is made
+    out = defn.fn(x, params, rng)
     if out.shape != x.shape or out.dtype != torch.float32:
         raise RobustcvError(
             f"corruption '{defn.name}' returned {tuple(out.shape)} {out.dtype} for "
@@ -96,7 +140,11 @@ def corrupt(
 
     Raises:
         InputError: unknown corruption (with close matches), severity out of range, image too
-            small, input outside the image contract.
+            small, a channel count other than 1 or 3, input outside the image contract (NaN/inf,
+            values outside [0, 1], a ``meta`` tensor).
+
+    Any memory layout works (channels-last, sliced or strided views, a batch of one): the
+    result equals that for ``x.contiguous()``.
 
     Example:
         >>> import robustcv

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robustcv.core.devices import resolve_device
 from robustcv.core.errors import InputError
 from robustcv.core.results import Result
 from robustcv.core.seeding import check_seed
@@ -340,6 +341,22 @@ def write_corrupted(
         [0, 1, 1, 0]
     """
     started = time.perf_counter()
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
+        raise InputError(
+            f"out_dir (--out) is {out_dir!r}; name the folder to write, e.g. out_dir='fmnist-c'"
+        )
+    root = Path(out_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise InputError(
+            f"out_dir (--out) {root} is a file, not a folder; the -C dataset is a folder: pass "
+            "a new or empty folder (or one this command wrote before, to resume)"
+        )
+    if device is not None:
+        device = resolve_device(device)
+    if not isinstance(force, bool):
+        raise InputError(f"force must be True or False, got {force!r}")
+    if not isinstance(progress, bool):
+        raise InputError(f"progress must be True or False, got {progress!r}")
     if fmt not in C_FORMATS:
         raise InputError(f"unknown -C format '{fmt}'; use one of {', '.join(C_FORMATS)}")
     if spec not in SPECS:
@@ -382,7 +399,6 @@ def write_corrupted(
     if fmt == "imagenet-c":
         config["class_folders"] = folders
     source = {"spec": spec_text, "robustcv_version": _version(), "device": str(device or "cpu")}
-    root = Path(out_dir).expanduser()
     manifest = _open_manifest(root, fmt, config, source, force)
     _clean_partials(root)
     done = {(str(u[0]), int(u[1])) for u in manifest["done"]}

@@ -14,11 +14,11 @@ float32 tensors in [0, 1]:
   rounding (tested); :func:`robustcv.corruptions.ops.rgb_to_hsv` is the explicit conversion.
 * **pixelate**: Pillow's ``BOX`` downscale to ``int(size * c)`` (every output pixel is the mean
   of the input pixels whose centres fall in its box) and ``NEAREST`` upscale. CPU batches run in
-  numpy, a chunk of images per worker thread: group sums along rows then columns (a reshape
-  for integer factors, index gathers otherwise), one division, then the upscale repeats
-  columns and copies whole rows. Float precision throughout (equal to Pillow's float ``BOX``
-  to 1e-6, tested), bit-identical whatever the batch; other devices use a torch version with
-  the same index rules (tested equal).
+  numpy, a chunk of image planes (channels of images) per worker thread: group sums along
+  rows then columns (a reshape for integer factors, index gathers otherwise), one division,
+  then the upscale repeats columns and copies whole rows. Float precision throughout (equal
+  to Pillow's float ``BOX`` to 1e-6, tested), bit-identical whatever the batch; other devices
+  use a torch version with the same index rules (tested equal).
 * **jpeg_compression**: Pillow JPEG encode/decode at the table's quality (default 4:2:0 chroma
   subsampling). CPU batches encode a chunk of images as one tall JPEG whose layout keeps every
   image's blocks and edge handling exactly as if it were encoded alone (tested equal for many
@@ -51,6 +51,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from itertools import pairwise
 from typing import IO
 
 import numpy as np
@@ -203,9 +204,21 @@ _PIXELATE_PIXELS = 1_200_000
 def _chunks(
     n_images: int, rows: int, cols: int, *, pixels: int, max_rows: int = 1 << 30
 ) -> list[tuple[int, int]]:
-    """Split ``n_images`` into consecutive (start, stop) chunks of about ``pixels`` pixels."""
+    """Split ``n_images`` into consecutive (start, stop) chunks of at most about ``pixels``.
+
+    The chunks are as even as possible and, when there are fewer items than would fill every
+    worker thread, smaller: a batch of 4 on 2 threads is two chunks of 2 (not one of 4 that
+    leaves a thread idle), and 16 JPEG images are 4 chunks of 4 (not 6, 6 and 4, whose last
+    chunk runs alone).
+    """
     per = max(1, min(pixels // max(rows * cols, 1), max_rows // max(rows, 1)))
-    return [(s, min(s + per, n_images)) for s in range(0, n_images, per)]
+    n = -(-n_images // per)
+    threads = torch.get_num_threads()
+    if threads > 1:
+        n = min(n_images, -(-n // threads) * threads)  # a multiple of the threads: none idles
+    n = max(n, 1)
+    bounds = [i * n_images // n for i in range(n + 1)]
+    return [(a, b) for a, b in pairwise(bounds) if b > a]
 
 
 def _run_chunks(fn: Callable[[int, int], None], chunks: list[tuple[int, int]]) -> None:
@@ -267,8 +280,9 @@ def _pixelate_numpy(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
 
     Row groups, then column groups, are summed (a reshape for integer factors, index gathers
     otherwise) and scaled once; the nearest upscale repeats columns, then copies whole rows into
-    the output. Chunks hold about 8 RGB 224x224 images (``_PIXELATE_PIXELS``); the output is
-    written once. Float precision throughout, bit-identical whatever the batch.
+    the output. Chunks hold whole image planes, at most 23 planes of 224x224
+    (``_PIXELATE_PIXELS``) and fewer for small batches, so that every thread has work; the
+    output is written once. Float precision throughout, bit-identical whatever the batch.
     """
     xn = x.detach().contiguous().numpy()
     b, ch, h, w = xn.shape
@@ -280,18 +294,22 @@ def _pixelate_numpy(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
     row_idx = _nearest_index(lh, h).numpy()
     col_idx = _nearest_index(lw, w).numpy()
 
+    planes, dst_planes = xn.reshape(b * ch, h, w), out.reshape(b * ch, h, w)
+
     def part(s: int, e: int) -> None:
-        n = (e - s) * ch
-        low = _window_sums(_window_sums(xn[s:e].reshape(n, h, w), 1, lh), 2, lw)
+        n = e - s
+        low = _window_sums(_window_sums(planes[s:e], 1, lh), 2, lw)
         np.divide(low, count, out=low)  # (n, lh, lw) means
         wide = np.repeat(low, rep_w, axis=2) if rep_w else np.take(low, col_idx, axis=2)
-        dst = out[s:e].reshape(n, h, w)
+        dst = dst_planes[s:e]
         if rep_h:
             dst.reshape(n, lh, rep_h, w)[...] = wide[:, :, None, :]
         else:  # mode="clip" skips numpy's defensive copy for out=
             np.take(wide, row_idx, axis=1, out=dst, mode="clip")
 
-    _run_chunks(part, _chunks(b, ch * h, w, pixels=_PIXELATE_PIXELS))
+    # chunks of whole planes (one channel of one image): every plane is computed alone, so the
+    # result does not depend on the chunking, and even a single RGB image keeps 2 threads busy
+    _run_chunks(part, _chunks(b * ch, h, w, pixels=_PIXELATE_PIXELS))
     return torch.from_numpy(out)
 
 
@@ -384,20 +402,22 @@ def _jpeg(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
 
     def part(s: int, e: int) -> None:
         k = e - s
+        # one image is encoded as it is: libjpeg pads it and repeats its edges itself, which
+        # is what the guard bands of a mosaic reproduce (so the result is the same)
+        alone = lone or k == 1
         planes = scratch("jpeg-planes", (c, k, unit, w), np.uint8)
         # x is in [0, 1], so truncation after + 0.5 rounds to the nearest 8-bit level
         levels = np.multiply(xn[s:e], scale, out=scratch("jpeg-levels", (k, c, h, w), np.float32))
         np.add(levels, np.float32(0.5), out=levels)
         np.copyto(planes[:, :, band : band + h], levels.transpose(1, 0, 2, 3), casting="unsafe")
-        if padded > h:  # libjpeg's own padding: the last row repeated
+        if padded > h and not alone:  # libjpeg's own padding: the last row repeated
             planes[:, :, band + h : band + padded] = planes[:, :, band + h - 1 : band + h]
-        if band:  # guard bands: the image's first and last 16 (padded) rows, mirrored
+        if band and not alone:  # guard bands: the image's first and last 16 (padded) rows, mirrored
             top = planes[:, :, band : 2 * band]
             planes[:, :, :band] = top[:, :, ::-1]
             bottom = planes[:, :, padded : band + padded]
             planes[:, :, band + padded :] = bottom[:, :, ::-1]
-        # a lone image is encoded exactly as it is: libjpeg pads it and repeats its edges itself
-        rows = slice(band, band + h) if lone else slice(0, k * unit)
+        rows = slice(band, band + h) if alone else slice(0, k * unit)
         layers = [Image.fromarray(planes[i].reshape(k * unit, w)[rows]) for i in range(c)]
         img = layers[0] if c == 1 else Image.merge("RGB", layers)
         with _scratch_file() as buf:
@@ -405,7 +425,7 @@ def _jpeg(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
             buf.seek(0)
             # one (rows, W[, 3]) uint8 array; each channel is read strided and scaled into place
             decoded = np.asarray(Image.open(buf, formats=("JPEG",))).reshape(-1, w, c)
-        images = decoded[None] if lone else decoded.reshape(k, unit, w, c)[:, band : band + h]
+        images = decoded[None] if alone else decoded.reshape(k, unit, w, c)[:, band : band + h]
         for i in range(c):
             np.multiply(images[..., i], inv, out=out[s:e, i])
 

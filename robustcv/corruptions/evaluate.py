@@ -15,14 +15,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from robustcv.core.contract import check_batch
+from robustcv.core.contract import check_batch, check_labels, check_model_fits
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
 from robustcv.core.results import Result
 from robustcv.core.seeding import check_seed, derive_seed
 from robustcv.core.stats import binomial_ci
 from robustcv.corruptions import metrics
-from robustcv.corruptions.api import corrupt
+from robustcv.corruptions.api import check_corruptible, corrupt
 from robustcv.corruptions.base import CORRUPTIONS, SPECS
 from robustcv.corruptions.selection import select_corruptions
 from robustcv.data.dataset import Dataset
@@ -254,7 +254,9 @@ def corruption_accuracy(
 
     Raises:
         InputError: unknown corruption, severity out of range, a baseline that does not cover
-            the evaluated corruptions or severities, bad images or labels. Checked before any
+            the evaluated corruptions or severities, bad images or labels, images that are not
+            1- or 3-channel, a model that cannot take the images
+            (:func:`robustcv.core.check_model_fits` on the first image). Checked before any
             image is corrupted.
 
     Example:
@@ -274,6 +276,8 @@ def corruption_accuracy(
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not isinstance(progress, bool):
+        raise InputError(f"progress must be True or False, got {progress!r}")
     seed = check_seed(seed)
     if spec not in SPECS:
         raise InputError(f"unknown spec {spec!r}; use one of {', '.join(SPECS)}")
@@ -288,19 +292,24 @@ def corruption_accuracy(
         if y is not None:
             raise InputError("pass either a Dataset or (x, y), not a Dataset and y")
         n_total = len(x)
+        if n_total == 0:
+            raise InputError("the dataset is empty; pass at least one image")
         num_classes: int | None = x.num_classes
+        # the model must take the images, and corruptions 1- or 3-channel ones: one image
+        check_model_fits(model, x, what=f"dataset '{x.name}'")
+        check_corruptible(x.subset([0]).x, name=f"dataset '{x.name}'")
         batches: Any = x.batches(batch_size)
     else:
         if y is None:
             raise InputError("labels y are required when x is a tensor")
-        xt, yt = check_batch(x, y)
+        xt = check_corruptible(x)
+        check_model_fits(model, xt, what="x")  # one image, not counted as the model's work
+        yt = check_labels(y, batch_size=int(xt.shape[0]))
         n_total = len(yt)
         num_classes = None
         batches = (
             (xt[i : i + batch_size], yt[i : i + batch_size]) for i in range(0, n_total, batch_size)
         )
-    if n_total == 0:
-        raise InputError("the dataset is empty; pass at least one image")
 
     conditions = [(n, s) for n in names for s in sevs[n]]
     seeds = {(n, s): derive_seed(seed, n, s) for n, s in conditions}

@@ -82,7 +82,7 @@ def flip_positions(n: int, prob: float, generator: torch.Generator) -> torch.Ten
 def _impulse_noise(x: torch.Tensor, p: Params, rng: SampleRNG) -> torch.Tensor:
     amount = p["amount"]
     b = x.shape[0]
-    out = x.clone()
+    out = x.clone(memory_format=torch.contiguous_format)  # flat view below needs it
     flat = out.view(b, -1)
     n = flat.shape[1]
     for i, g in enumerate(rng.generators):

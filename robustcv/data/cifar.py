@@ -45,6 +45,8 @@ def read_cifar10_binary(root: str | Path, split: str) -> tuple[np.ndarray, np.nd
         ((2, 3, 32, 32), [3, 7], 'cat')
     """
     directory = _find_dir(Path(root))
+    if not isinstance(split, str):
+        raise InputError(f"split must be 'train' or 'test', got {split!r}")
     if split == "test":
         files = [directory / "test_batch.bin"]
     elif split == "train":
@@ -55,7 +57,12 @@ def read_cifar10_binary(root: str | Path, split: str) -> tuple[np.ndarray, np.nd
         raise InputError(f"no CIFAR-10 {split} files in {directory}")
     chunks = []
     for f in files:
-        raw = np.fromfile(f, dtype=np.uint8)
+        if not f.is_file():
+            raise InputError(f"{f} is not a file; a CIFAR-10 batch is a binary file")
+        try:
+            raw = np.fromfile(f, dtype=np.uint8)
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read {f}: {err}; re-extract it") from err
         if raw.size % _RECORD:
             raise InputError(
                 f"{f} has {raw.size} bytes, not a multiple of the {_RECORD}-byte CIFAR-10 "
@@ -63,14 +70,20 @@ def read_cifar10_binary(root: str | Path, split: str) -> tuple[np.ndarray, np.nd
             )
         chunks.append(raw.reshape(-1, _RECORD))
     records = np.concatenate(chunks)
+    if len(records) == 0:
+        raise InputError(f"{directory} has CIFAR-10 {split} files with no images (empty files)")
     labels = records[:, 0].astype(np.int64)
     if labels.max(initial=0) > 9:
         raise InputError(f"{directory} has labels above 9; is it CIFAR-100? use its own layout")
     images = records[:, 1:].reshape(-1, 3, 32, 32)
     classes = list(CIFAR10_CLASSES)
     meta = directory / "batches.meta.txt"
-    if meta.exists():
-        names = [line.strip() for line in meta.read_text().splitlines() if line.strip()]
+    if meta.is_file():
+        try:
+            text = meta.read_text(encoding="utf-8", errors="replace")
+        except OSError as err:
+            raise InputError(f"cannot read {meta}: {err}") from err
+        names = [line.strip() for line in text.splitlines() if line.strip()]
         if len(names) == 10:
             classes = names
     return images, labels, classes

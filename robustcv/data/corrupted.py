@@ -38,7 +38,7 @@ from robustcv.core.deprecation import deprecated_getattr
 from robustcv.core.errors import DataNotFoundError, InputError
 from robustcv.core.names import IMAGENET_C_CORRUPTIONS
 from robustcv.data.cifar import CIFAR10_CLASSES
-from robustcv.data.dataset import ArraySource, Dataset
+from robustcv.data.dataset import ArraySource, Dataset, check_label_array
 from robustcv.data.folder import FolderSource
 
 __all__ = [
@@ -83,9 +83,14 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
+def _is_number(text: str) -> bool:
+    """A short run of ASCII digits (``int()`` takes it; no '²', no 5000-digit strings)."""
+    return text.isascii() and text.isdigit() and len(text) <= 9
+
+
 def _natural_key(name: str) -> tuple[tuple[int, int, str], ...]:
-    parts = re.split(r"(\d+)", name)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+    parts = re.split(r"([0-9]+)", name)
+    return tuple((0, int(p), "") if _is_number(p) else (1, 0, p) for p in parts if p)
 
 
 def read_manifest(root: Path) -> dict[str, Any] | None:
@@ -109,10 +114,12 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
             f"cannot read {path}: {err}; the manifest is damaged - write the -C dataset again "
             "into a new folder (or with --force)"
         ) from err
+    config = data.get("config") if isinstance(data, dict) else None
     if (
         not isinstance(data, dict)
+        or not isinstance(data.get("format"), str)
         or data.get("format") not in C_FORMATS
-        or not isinstance(data.get("config"), dict)
+        or not isinstance(config, dict)
         or not isinstance(data.get("done"), list)
     ):
         raise InputError(
@@ -138,12 +145,12 @@ def parse_c_spec(text: str) -> tuple[str, str | None, int | None]:
     name, _, sev = frag.partition("/")
     severity: int | None = None
     if sev.strip():
-        if not sev.strip().isdigit():
+        if not _is_number(sev.strip()):
             raise InputError(
                 f"cannot parse the severity in '#{frag}'; write DIR#<corruption>/<severity>, "
                 "e.g. DIR#fog/3"
             )
-        severity = int(sev)
+        severity = int(sev.strip())
     return path, (name.strip() or None), severity
 
 
@@ -174,7 +181,7 @@ def detect_c_format(path: str | Path) -> str | None:
     known = {_norm(n) for n in IMAGENET_C_CORRUPTIONS}
     for d in root.iterdir():
         if d.is_dir() and _norm(d.name) in known:
-            if any(s.is_dir() and s.name.isdigit() for s in d.iterdir()):
+            if any(s.is_dir() and _is_number(s.name) for s in d.iterdir()):
                 return "imagenet-c"
     return None
 
@@ -201,7 +208,7 @@ def available_corruptions(root: str | Path, fmt: str) -> dict[str, tuple[int, ..
         return out
     for d in sorted(base.iterdir()):
         if d.is_dir() and not d.name.startswith("."):
-            sevs = sorted(int(s.name) for s in d.iterdir() if s.is_dir() and s.name.isdigit())
+            sevs = sorted({int(s.name) for s in d.iterdir() if s.is_dir() and _is_number(s.name)})
             if sevs:
                 out[d.name] = tuple(sevs)
     return out
@@ -224,6 +231,11 @@ def _pick(
 ) -> tuple[str, int]:
     avail = available_corruptions(root, fmt)
     example = next(iter(avail), "fog")
+    if corruption is not None and not isinstance(corruption, str):
+        raise InputError(
+            f"corruption must be a name such as '{example}', got {type(corruption).__name__} "
+            f"{corruption!r}"
+        )
     if corruption is None or severity is None:
         raise InputError(
             f"{root} is a {fmt} dataset; pick one corruption and severity, e.g. "
@@ -299,6 +311,11 @@ def load_corrupted(
             f"-C dataset folder {base} does not exist; write one with 'robustcv corrupt' or "
             "download and extract the published files"
         )
+    if fmt == "cifar-c" and (image_size is not None or channels is not None):
+        raise InputError(
+            "image_size=/channels= apply to image folders (imagenet-c:, folder:) only, not to "
+            f"the cifar-c arrays in {base}; drop them"
+        )
     manifest = read_manifest(base)
     if manifest is not None and manifest["format"] != fmt:
         raise InputError(
@@ -307,6 +324,15 @@ def load_corrupted(
         )
     key, sev = _pick(base, fmt, corruption, severity, manifest)
     cfg = manifest["config"] if manifest is not None else None
+    if cfg is not None and not (
+        isinstance(cfg.get("dataset"), str)
+        and isinstance(cfg.get("classes"), list)
+        and isinstance(cfg.get("class_folders", []), list)
+    ):
+        raise InputError(
+            f"the manifest of {base} lacks the dataset name or class names; the folder was not "
+            "written by this robustcv version or was edited - write it again"
+        )
     base_name = f"{cfg['dataset']}-c" if cfg is not None else base.name
     name = f"{base_name}#{key}/{sev}"
     if fmt == "imagenet-c":
@@ -332,6 +358,11 @@ def _load_imagenet_c(
                 "writing - write it again (robustcv corrupt --force)"
             )
         classes = [str(c) for c in cfg["classes"]]
+        if len(classes) < len(src.classes):
+            raise InputError(
+                f"the manifest of {folder.parent.parent} lists {len(classes)} class names for "
+                f"{len(src.classes)} class folders; write the -C dataset again"
+            )
     order = sorted(range(len(src.files)), key=lambda i: (_natural_key(src.files[i].name), i))
     return Dataset(name, split, classes, src).subset(order)
 
@@ -342,12 +373,16 @@ def _load_cifar_c(
     path = base / f"{key}.npy"
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # numpy raises many types on arbitrary bytes
         raise InputError(
             f"cannot read {path}: {err}; the file is damaged or not a .npy array - "
             "re-download or re-write it"
         ) from err
     expected = "uint8 (5N, H, W, C) with C = 1 or 3, or (5N, H, W), severities 1-5 stacked"
+    if not isinstance(arr, np.ndarray):
+        raise InputError(
+            f"{path} is an npz archive, not a .npy array; a cifar-c file is {expected}"
+        )
     ok_shape = arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] in (1, 3))
     if arr.dtype != np.uint8 or not ok_shape or arr.shape[0] == 0 or arr.shape[0] % 5:
         raise InputError(
@@ -362,8 +397,10 @@ def _load_cifar_c(
         )
     try:
         labels = np.load(lpath, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # numpy raises many types on arbitrary bytes
         raise InputError(f"cannot read {lpath}: {err}; re-download or re-write it") from err
+    if not isinstance(labels, np.ndarray):
+        raise InputError(f"{lpath} is an npz archive, not a .npy array of (5N,) labels")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"{lpath} holds {labels.dtype} {labels.shape}; expected integer (5N,)")
     if len(labels) == n:
@@ -374,12 +411,14 @@ def _load_cifar_c(
             f"(5 severities x {n}); they must match (or labels.npy holds the {n} labels once)"
         )
     rows = slice((severity - 1) * n, severity * n)
-    y = np.asarray(labels[rows]).astype(np.int64)
+    y = check_label_array(np.asarray(labels[rows]), n, name=f"labels in {lpath}")
+    check_label_array(labels, len(labels), name=f"labels in {lpath}")
     n_classes = int(labels.max()) + 1 if labels.size else 0
     if cfg is not None:
         classes = [str(c) for c in cfg["classes"]]
     elif (base / "classes.txt").is_file():
-        classes = [ln.strip() for ln in (base / "classes.txt").read_text().splitlines()]
+        text = (base / "classes.txt").read_text(encoding="utf-8", errors="replace")
+        classes = [ln.strip() for ln in text.splitlines()]
         classes = [c for c in classes if c]
     elif n_classes <= 10:
         classes = list(CIFAR10_CLASSES)

@@ -15,9 +15,18 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from robustcv.core.contract import check_count
 from robustcv.core.errors import InputError
 
-__all__ = ["ArraySource", "Dataset", "Source", "images_to_tensor"]
+__all__ = [
+    "ArraySource",
+    "Dataset",
+    "Source",
+    "check_image_array",
+    "check_label_array",
+    "images_to_tensor",
+    "resolve_layout",
+]
 
 
 class Source(Protocol):
@@ -30,51 +39,171 @@ class Source(Protocol):
         ...
 
 
+_LAYOUTS = ("auto", "nchw", "nhwc")
+_MAX_CLASSES = 100_000
+
+
+def resolve_layout(shape: tuple[int, ...], layout: str = "auto") -> str:
+    """The layout (``"nchw"`` or ``"nhwc"``) of an image array of ``shape``; checks the shape.
+
+    Images have 1 (grey) or 3 (RGB) channels: arrays with 2 or 4 channels (grey+alpha, RGBA)
+    are refused rather than passed on, since the image contract and every corruption assume
+    1 or 3.
+
+    Raises:
+        InputError: a shape that is not (N,H,W), (N,H,W,C) or (N,C,H,W) with C in {1, 3}, or
+            an empty image axis.
+
+    Example:
+        >>> resolve_layout((2, 32, 32, 3)), resolve_layout((2, 28, 28))
+        ('nhwc', 'nchw')
+    """
+    if layout not in _LAYOUTS:
+        raise InputError(f"layout must be one of {', '.join(_LAYOUTS)}, got {layout!r}")
+    ndim = len(shape)
+    if ndim == 3:
+        if shape[1] == 0 or shape[2] == 0:
+            raise InputError(f"images have shape {shape}; each image needs at least 1x1 pixels")
+        return "nchw"
+    if ndim != 4:
+        raise InputError(
+            f"images have {ndim} dimensions (shape {shape}); expected (N,H,W), (N,H,W,C) or "
+            "(N,C,H,W)"
+        )
+    if layout == "auto":
+        if shape[1] in (1, 3):
+            layout = "nchw"
+        elif shape[-1] in (1, 3):
+            layout = "nhwc"
+        elif shape[-1] in (2, 4) or shape[1] in (2, 4):
+            c = shape[-1] if shape[-1] in (2, 4) else shape[1]
+            raise InputError(
+                f"images have shape {shape}: {c} channels ({'RGBA' if c == 4 else 'grey+alpha'}"
+                "?); robustcv images have 1 (grey) or 3 (RGB) channels: drop the alpha channel "
+                "(e.g. x[..., :3] or x[..., :1]) before storing them"
+            )
+        else:
+            raise InputError(
+                f"cannot tell the channel axis of images with shape {shape}; store them as "
+                "(N,C,H,W) or (N,H,W,C) with 1 or 3 channels"
+            )
+    if layout == "nchw":
+        c, h, w = shape[1], shape[2], shape[3]
+    else:
+        h, w, c = shape[1], shape[2], shape[3]
+    if c not in (1, 3):
+        raise InputError(
+            f"images have shape {shape} ({layout}): {c} channels; robustcv images have 1 "
+            "(grey) or 3 (RGB) channels"
+        )
+    if h == 0 or w == 0:
+        raise InputError(f"images have shape {shape}; each image needs at least 1x1 pixels")
+    return layout
+
+
+def check_image_array(arr: object, *, layout: str = "auto", name: str = "images") -> str:
+    """Check an image array before it becomes a dataset; return its layout.
+
+    Dtype uint8 (0-255) or float in [0, 1] (NaN/inf and values outside refused); shape per
+    :func:`resolve_layout`.
+
+    Raises:
+        InputError: naming ``name`` and the problem.
+
+    Example:
+        >>> check_image_array(np.zeros((2, 8, 8), np.uint8))
+        'nchw'
+    """
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{name} is a {type(arr).__name__}; store a numpy image array")
+    if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
+        raise InputError(f"{name} have dtype {arr.dtype}; store uint8 (0-255) or float in [0, 1]")
+    layout = resolve_layout(tuple(int(d) for d in arr.shape), layout)
+    if arr.dtype != np.uint8 and arr.size:
+        with np.errstate(all="ignore"):
+            lo, hi = float(np.min(arr)), float(np.max(arr))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            raise InputError(f"{name} contain {bad} NaN or infinite values; clean them first")
+        if lo < 0.0 or hi > 1.0:
+            fix = "divide by 255" if lo >= 0.0 and hi <= 255.0 else "rescale them"
+            raise InputError(
+                f"float {name} have values in [{lo:.4g}, {hi:.4g}]; store uint8 0-255 or floats "
+                f"in [0, 1] ({fix})"
+            )
+    return layout
+
+
 def images_to_tensor(arr: np.ndarray, *, layout: str = "auto") -> torch.Tensor:
     """Convert an image array to a float32 (N,C,H,W) tensor in [0, 1].
 
     Args:
         arr: uint8 (0-255) or float (already in [0, 1]) images of shape (N,H,W), (N,H,W,C) or
-            (N,C,H,W).
+            (N,C,H,W), with 1 or 3 channels.
         layout: ``"nchw"``, ``"nhwc"`` or ``"auto"`` (channels-first when axis 1 has 1 or 3
-            entries, channels-last when the last axis has 1, 3 or 4).
+            entries, channels-last when the last axis has 1 or 3).
+
+    Raises:
+        InputError: see :func:`check_image_array` (2- and 4-channel images are refused).
 
     Example:
         >>> import numpy as np
         >>> images_to_tensor(np.full((2, 4, 4, 3), 255, dtype=np.uint8)).shape
         torch.Size([2, 3, 4, 4])
     """
+    layout = check_image_array(arr, layout=layout)
     if arr.ndim == 3:
         arr = arr[:, None]
-        layout = "nchw"
-    if arr.ndim != 4:
-        raise InputError(f"images have shape {arr.shape}; expected (N,H,W), (N,H,W,C) or (N,C,H,W)")
-    if layout == "auto":
-        if arr.shape[1] in (1, 3):
-            layout = "nchw"
-        elif arr.shape[-1] in (1, 3, 4):
-            layout = "nhwc"
-        else:
-            raise InputError(
-                f"cannot tell the channel axis of images with shape {arr.shape}; store them as "
-                "(N,C,H,W) or (N,H,W,C) with 1 or 3 channels"
-            )
     if layout == "nhwc":
         arr = arr.transpose(0, 3, 1, 2)
     if arr.dtype == np.uint8:
-        t = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
-    elif np.issubdtype(arr.dtype, np.floating):
-        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-        if t.numel() and not bool(torch.isfinite(t).all()):
-            raise InputError("float images contain NaN or infinite values; clean them first")
-        if t.numel() and (float(t.min()) < 0.0 or float(t.max()) > 1.0):
+        return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def check_label_array(labels: object, n_images: int, *, name: str = "labels") -> np.ndarray:
+    """Check integer class labels (one per image) and return them as int64.
+
+    Integer dtypes, or floats holding whole numbers; negative labels, NaN, fractions, more
+    than 100,000 classes and a length other than ``n_images`` are refused.
+
+    Example:
+        >>> check_label_array(np.array([0.0, 2.0]), 2).tolist()
+        [0, 2]
+    """
+    arr = np.asarray(labels) if not isinstance(labels, np.ndarray) else labels
+    if arr.ndim != 1 or len(arr) != n_images:
+        raise InputError(
+            f"got {n_images} images but {name} of shape {arr.shape}; store one integer label "
+            "per image"
+        )
+    if arr.dtype.kind in "iu":
+        out = arr.astype(np.int64)
+    elif arr.dtype.kind == "f":
+        with np.errstate(all="ignore"):
+            whole = np.isfinite(arr) & (np.mod(arr, 1) == 0)
+        if not bool(whole.all()):
+            bad = arr[~whole][:3].tolist()
             raise InputError(
-                f"float images have values in [{float(t.min()):.4g}, {float(t.max()):.4g}]; "
-                "store uint8 0-255 or floats in [0, 1]"
+                f"{name} must be integer class indices; found {bad} (NaN, inf or a fraction)"
             )
+        if arr.size and float(np.max(np.abs(arr))) >= 2**62:
+            raise InputError(f"{name} hold values too large to be class indices")
+        out = arr.astype(np.int64)
+    elif arr.dtype.kind == "b":
+        raise InputError(f"{name} are booleans; store integer class indices (0, 1, ...)")
     else:
-        raise InputError(f"images have dtype {arr.dtype}; store uint8 (0-255) or float in [0, 1]")
-    return t
+        raise InputError(f"{name} have dtype {arr.dtype}; store integer class indices")
+    if out.size and int(out.min()) < 0:
+        raise InputError(
+            f"{name} contain the negative value {int(out.min())}; labels are class indices >= 0"
+        )
+    if out.size and int(out.max()) >= _MAX_CLASSES:
+        raise InputError(
+            f"{name} go up to {int(out.max())}; more than {_MAX_CLASSES} classes - are these "
+            "class indices?"
+        )
+    return out
 
 
 class ArraySource:
@@ -89,20 +218,9 @@ class ArraySource:
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, *, layout: str = "auto") -> None:
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or len(labels) != len(images):
-            raise InputError(
-                f"got {len(images)} images but labels of shape {labels.shape}; "
-                "store one integer label per image"
-            )
-        if labels.size and not np.issubdtype(labels.dtype, np.integer):
-            if not np.all(np.equal(np.mod(labels, 1), 0)):
-                raise InputError("labels must be integer class indices")
-        if labels.size and labels.min() < 0:
-            raise InputError(f"labels contain the negative value {labels.min()}")
+        self.layout = check_image_array(images, layout=layout)
         self.images = images
-        self.labels = labels.astype(np.int64)
-        self.layout = layout
+        self.labels = check_label_array(labels, len(images))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -176,8 +294,7 @@ class Dataset:
 
     def batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (images, labels) batches in order without loading everything at once."""
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = check_count(batch_size, "batch_size")
         assert self._index is not None
         if self._cache is not None:
             x, y = self._cache
@@ -190,17 +307,23 @@ class Dataset:
     def subset(self, index: Sequence[int] | np.ndarray) -> Dataset:
         """A dataset over the given positions (relative to this dataset)."""
         assert self._index is not None
-        idx = np.asarray(index, dtype=np.int64)
+        raw = np.asarray(index)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise InputError(f"subset indices must be integers, got dtype {raw.dtype}")
+        idx = raw.astype(np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             raise InputError(f"subset indices must be in [0, {len(self)})")
         return Dataset(self.name, self.split, list(self.classes), self.source, self._index[idx])
 
     def limit(self, n: int | None, *, seed: int | None = None) -> Dataset:
         """The first ``n`` images, or a seeded random sample of ``n`` when ``seed`` is given."""
-        if n is None or n >= len(self):
+        if n is None:
             return self
-        if n < 1:
-            raise InputError(f"limit must be >= 1, got {n}")
+        n = check_count(n, "limit")
+        if seed is not None:
+            seed = check_count(seed, "seed", minimum=0)
+        if n >= len(self):
+            return self
         if seed is None:
             return self.subset(np.arange(n))
         rng = np.random.default_rng(seed)

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from robustcv.core.errors import RobustcvError
+from robustcv.core.errors import InputError, RobustcvError
 
 __all__ = ["content_sha256", "fetch_files", "user_cache_dir"]
 
@@ -55,6 +55,7 @@ def fetch_files(
     temporary name and moved into place only after its checksum matches.
 
     Raises:
+        InputError: ``dest`` is empty, a file, or cannot be created.
         RobustcvError: the download failed or a checksum does not match.
 
     Example:
@@ -67,11 +68,23 @@ def fetch_files(
     """
     from tqdm import tqdm
 
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    if not str(dest).strip():
+        raise InputError("the destination folder is empty (''); give a folder path")
+    dest = Path(dest).expanduser()
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"the destination {dest} is a file; give a folder (new or existing)")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"cannot create the destination folder {dest} ({err.strerror or err}); choose a "
+            "writable folder"
+        ) from err
     out = []
     for name, sha in files.items():
         target = dest / name
+        if target.is_dir():
+            raise InputError(f"{target} is a folder; remove it or choose another destination")
         if target.exists() and content_sha256(target) == sha:
             out.append(target)
             continue

@@ -6,6 +6,7 @@ integers sort numerically ("2" before "10"); otherwise alphabetically. Label i i
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,20 +65,39 @@ class FolderSource:
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"{self.root} is not a folder")
+        if channels is not None and (
+            isinstance(channels, bool) or not isinstance(channels, int) or channels not in (1, 3)
+        ):
+            raise InputError(f"channels must be 1 or 3, got {channels!r} (None detects it)")
+        if image_size is not None and not (
+            isinstance(image_size, (tuple, list))
+            and len(image_size) == 2
+            and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) and int(v) > 0
+                for v in image_size
+            )
+        ):
+            raise InputError(
+                f"image_size must be (height, width) with positive ints, got {image_size!r}"
+            )
         dirs = [d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")]
         self.classes = sorted_class_names([d.name for d in dirs])
         files: list[Path] = []
         labels: list[int] = []
         for label, name in enumerate(self.classes):
             found = sorted(
-                p for p in (self.root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                p
+                for p in (self.root / name).rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(self.root).parts)
+                and p.is_file()
             )
             files.extend(found)
             labels.extend([label] * len(found))
         if not files:
             raise InputError(
-                f"{self.root} holds no images in class subfolders; lay it out as "
-                "ROOT/<class name>/<image>.png"
+                f"{self.root} holds no images in class subfolders (image files end in "
+                f"{', '.join(sorted(IMAGE_SUFFIXES))}); lay it out as ROOT/<class name>/<image>.png"
             )
         self.files = files
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -110,14 +130,30 @@ class FolderSource:
     @staticmethod
     def _open(path: Path) -> Image.Image:
         try:
-            im = Image.open(path)
-            im.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im = Image.open(path)
+                im.load()
         except (OSError, UnidentifiedImageError) as err:
             raise InputError(f"cannot read image {path}: {err}") from err
+        except (Exception, Image.DecompressionBombWarning) as err:  # Pillow raises many types
+            raise InputError(
+                f"cannot read image {path}: {type(err).__name__}: {err}; the file is damaged or "
+                "not an image"
+            ) from err
+        if im.width < 1 or im.height < 1:
+            raise InputError(f"image {path} has no pixels ({im.width}x{im.height})")
         return im
 
     def _read(self, path: Path) -> np.ndarray:
-        im = self._open(path).convert("L" if self.channels == 1 else "RGB")
+        im = self._open(path)
+        try:
+            im = im.convert("L" if self.channels == 1 else "RGB")
+        except (ValueError, OSError, TypeError) as err:
+            raise InputError(
+                f"cannot convert image {path} (mode {im.mode}) to "
+                f"{'greyscale' if self.channels == 1 else 'RGB'}: {err}"
+            ) from err
         h, w = self.image_size
         if im.size != (w, h):
             if not self._resize:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ import numpy as np
 from robustcv.core.errors import InputError
 
 __all__ = ["read_idx", "write_idx"]
+
+_MAX_BYTES = 8 << 30  # a decompressed IDX file larger than this is refused, not read
 
 _DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
@@ -22,14 +26,24 @@ _DTYPES: dict[int, np.dtype] = {
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.is_dir():
+        raise InputError(f"IDX file {path} is a folder; give the images file (or idx:DIR)")
     try:
         with open(path, "rb") as fh:
             head = fh.read(2)
-        opener = gzip.open if head == b"\x1f\x8b" else open
-        with opener(path, "rb") as fh:
-            return fh.read()
-    except (OSError, EOFError) as err:
-        raise InputError(f"cannot read IDX file {path}: {err}; re-download it") from err
+        if head != b"\x1f\x8b":
+            with open(path, "rb") as fh:
+                return fh.read()
+        with gzip.open(path, "rb") as fh:
+            data = fh.read(_MAX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise InputError(
+            f"cannot read IDX file {path}: {type(err).__name__}: {err}; the file is truncated "
+            "or corrupt - re-download it"
+        ) from err
+    if len(data) > _MAX_BYTES:
+        raise InputError(f"{path} decompresses to more than {_MAX_BYTES >> 30} GiB; refused")
+    return data
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -52,12 +66,14 @@ def read_idx(path: str | Path) -> np.ndarray:
     code, ndim = data[2], data[3]
     if code not in _DTYPES:
         raise InputError(f"{path} has unknown IDX type code 0x{code:02x}")
+    if ndim == 0:
+        raise InputError(f"{path} declares 0 dimensions; an IDX file holds an array")
     header = 4 + 4 * ndim
     if len(data) < header:
         raise InputError(f"{path} is truncated (header incomplete); re-download it")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = _DTYPES[code]
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     if len(data) - header != expected:
         raise InputError(
             f"{path} holds {len(data) - header} bytes of data but its header promises "

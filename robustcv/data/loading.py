@@ -15,13 +15,15 @@ Spec forms:
 
 from __future__ import annotations
 
-import zipfile
+import difflib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from robustcv.core.contract import check_count
 from robustcv.core.errors import DataNotFoundError, InputError
 from robustcv.core.registry import Registry
 from robustcv.data.cifar import read_cifar10_binary
@@ -55,20 +57,39 @@ DATASETS.add(
 
 def _class_names(path: Path, n: int, stored: Any = None) -> list[str]:
     if stored is not None:
-        names = [str(c) for c in np.asarray(stored).tolist()]
+        names = [str(c) for c in np.atleast_1d(np.asarray(stored)).reshape(-1).tolist()]
         if len(names) >= n:
             return names
-    for cand in (path / "classes.txt",):
-        if cand.is_file():
-            names = [ln.strip() for ln in cand.read_text().splitlines() if ln.strip()]
-            if len(names) >= n:
-                return names
+    cand = path / "classes.txt"
+    if cand.is_file():
+        try:
+            text = cand.read_text(encoding="utf-8", errors="replace")
+        except OSError as err:
+            raise InputError(f"cannot read {cand}: {err}") from err
+        names = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if len(names) >= n:
+            return names
     return [str(i) for i in range(n)]
 
 
+def _n_classes(labels: np.ndarray) -> int:
+    return int(labels.max()) + 1 if labels.size else 0
+
+
 def _load_npz(path: Path, split: str) -> Dataset:
+    if not path.is_file():
+        raise InputError(f"npz dataset {path} is a folder, not a .npz file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except Exception as err:  # numpy raises many types on arbitrary bytes
+        raise InputError(_npz_problem(path, err)) from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise InputError(
+            f"{path} holds a single array (a .npy file), not an npz archive; save images and "
+            "labels with np.savez(path, x=images, y=labels)"
+        )
+    try:
+        with data:
             keys = set(data.files)
             pairs = [(f"x_{split}", f"y_{split}"), ("x", "y"), ("images", "labels")]
             for kx, ky in pairs:
@@ -81,21 +102,28 @@ def _load_npz(path: Path, split: str) -> Dataset:
                     f"(or 'x_{split}'/'y_{split}')"
                 )
             stored = data["classes"] if "classes" in keys else None
-    except ValueError as err:
-        if isinstance(err, InputError):
-            raise
+    except InputError:
+        raise
+    except Exception as err:  # numpy/zipfile raise many types on damaged members
+        raise InputError(_npz_problem(path, err)) from err
+    source = ArraySource(x, y)
+    n_classes = _n_classes(source.labels)
+    name = path.stem
+    return Dataset(name, split, _class_names(path.parent, n_classes, stored), source)
+
+
+def _npz_problem(path: Path, err: BaseException) -> str:
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    if "object arrays" in text.lower():
         reason = (
             "it holds object arrays, and object arrays are refused (store strings as a str array)"
-            if "object arrays" in str(err).lower()
-            else "it is not a valid .npz file"
         )
-        raise InputError(f"cannot read {path}: {reason}") from err
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise InputError(f"cannot read {path}: {err}; the file may be truncated") from err
-    y = np.asarray(y)
-    n_classes = int(y.max()) + 1 if y.size else 0
-    name = path.stem
-    return Dataset(name, split, _class_names(path.parent, n_classes, stored), ArraySource(x, y))
+    elif isinstance(err, MemoryError):
+        reason = "an array in it declares a shape too large to load"
+    else:
+        reason = f"it is not a valid .npz file or is truncated ({type(err).__name__}: {first})"
+    return f"cannot read {path}: {reason}"
 
 
 def _idx_pair(directory: Path, split: str) -> tuple[Path, Path]:
@@ -120,15 +148,24 @@ def _load_idx(path: Path, split: str) -> Dataset:
     else:
         img, lab = _idx_pair(path, split)
     x = read_idx(img)
-    y = read_idx(lab).astype(np.int64)
+    y = read_idx(lab)
+    if x.ndim not in (3, 4):
+        raise InputError(
+            f"{img} holds an array of shape {x.shape}; an IDX images file holds (N, H, W) "
+            "(or (N, H, W, C))"
+        )
+    if y.ndim != 1:
+        raise InputError(f"{lab} holds an array of shape {y.shape}; an IDX labels file holds (N,)")
     if len(x) != len(y):
         raise InputError(f"{img} has {len(x)} images but {lab} has {len(y)} labels")
-    n_classes = int(y.max()) + 1 if y.size else 0
+    source = ArraySource(x, y)
     folder = path if path.is_dir() else path.parent
-    return Dataset(folder.name, split, _class_names(folder, n_classes), ArraySource(x, y))
+    return Dataset(folder.name, split, _class_names(folder, _n_classes(source.labels)), source)
 
 
 def _load_folder(path: Path, split: str, **kw: Any) -> Dataset:
+    if not path.is_dir():
+        raise InputError(f"folder dataset {path} is not a folder")
     split_dirs = [
         d.name for d in path.iterdir() if d.is_dir() and d.name in ("train", "test", "val")
     ]
@@ -137,6 +174,8 @@ def _load_folder(path: Path, split: str, **kw: Any) -> Dataset:
             f"{path} has split folders {sorted(split_dirs)} but no '{split}'; pass one of them"
         )
     root = path / split if split_dirs else path
+    if not root.is_dir():
+        raise InputError(f"folder dataset {root} is not a folder")
     src = FolderSource(root, image_size=kw.get("image_size"), channels=kw.get("channels"))
     return Dataset(path.name, split, src.classes, src)
 
@@ -201,12 +240,64 @@ def load_dataset(
         >>> len(ds), ds.classes, tuple(ds.x.shape)
         (3, ['0', '1', '2'], (3, 1, 8, 8))
     """
+    if limit is not None:
+        limit = check_count(limit, "limit")
+    if seed is not None:
+        seed = check_count(seed, "seed", minimum=0)
     if isinstance(spec, Dataset):
-        return spec.limit(limit, seed=seed)
+        return _nonempty(spec.limit(limit, seed=seed), repr(spec.name))
+    if not isinstance(spec, (str, Path)):
+        raise InputError(
+            f"dataset spec is a {type(spec).__name__}; give a name (fashion-mnist), kind:PATH "
+            "(npz:, idx:, folder:, cifar10:, imagenet-c:, cifar-c:) or a path"
+        )
     if not isinstance(split, str) or not split:
         raise InputError(f"split must be a non-empty string such as 'test', got {split!r}")
-    text = str(spec)
-    kind, _, rest = text.partition(":")
+    image_size = _check_image_size(image_size)
+    if channels is not None and (
+        isinstance(channels, bool) or not isinstance(channels, int) or channels not in (1, 3)
+    ):
+        raise InputError(f"channels must be 1 or 3, got {channels!r} (None detects it)")
+    text = str(spec).strip()
+    if not text:
+        raise InputError("dataset spec is empty; give a name (fashion-mnist), kind:PATH or a path")
+    return _nonempty(
+        _load(text, split, limit, seed, image_size, channels, corruption, severity), text
+    )
+
+
+def _nonempty(ds: Dataset, what: str) -> Dataset:
+    if len(ds) == 0:
+        raise InputError(f"dataset {what} has no images; give a dataset with at least one image")
+    return ds
+
+
+def _check_image_size(image_size: Any) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    ok = isinstance(image_size, (tuple, list)) and len(image_size) == 2
+    ok = ok and all(
+        not isinstance(v, bool) and isinstance(v, (int, np.integer)) and 0 < int(v) <= 16384
+        for v in image_size
+    )
+    if not ok:
+        raise InputError(
+            f"image_size must be (height, width) with positive ints, got {image_size!r}"
+        )
+    return int(image_size[0]), int(image_size[1])
+
+
+def _load(
+    text: str,
+    split: str,
+    limit: int | None,
+    seed: int | None,
+    image_size: tuple[int, int] | None,
+    channels: int | None,
+    corruption: str | None,
+    severity: int | None,
+) -> Dataset:
+    kind, sep, rest = text.partition(":")
     if rest and kind in C_FORMATS:
         root, frag_name, frag_sev = parse_c_spec(rest)
         for what, frag, kw in (
@@ -235,11 +326,28 @@ def load_dataset(
     }
     if rest and kind in kinds:
         path = Path(rest).expanduser()
+    elif sep and re.fullmatch(r"[A-Za-z][\w-]+", kind) and not Path(text).exists():
+        if kind in kinds or kind in C_FORMATS:
+            raise InputError(
+                f"dataset spec '{text}' names no path after '{kind}:'; e.g. '{kind}:DIR'"
+            )
+        known = ", ".join([*kinds, *C_FORMATS])
+        close = difflib.get_close_matches(kind, [*kinds, *C_FORMATS], n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise InputError(
+            f"unknown dataset kind '{kind}' in '{text}'{hint}; use one of {known} as KIND:PATH, "
+            f"a registered name ({', '.join(DATASETS.names())}) or a path"
+        )
     elif text.lower() in DATASETS or (
         ":" not in text and not Path(text).exists() and "/" not in text
     ):
         if text.lower() in DATASETS and split not in SPLITS:
-            raise InputError(f"{text} has splits {', '.join(SPLITS)}; got '{split}'")
+            raise InputError(f"{text} has splits {', '.join(SPLITS)}; got split='{split}'")
+        if image_size is not None or channels is not None:
+            raise InputError(
+                f"image_size=/channels= apply to image folders (folder:, imagenet-c:) only, not "
+                f"to '{text}'; drop them"
+            )
         ds = DATASETS.get(text)(split=split)
         return ds.limit(limit, seed=seed)
     else:
@@ -253,6 +361,12 @@ def load_dataset(
             kind, path, corruption, severity, split=split, image_size=image_size, channels=channels
         )
         return ds.limit(limit, seed=seed)
+    if kind != "folder" and (image_size is not None or channels is not None):
+        given = "image_size=" if image_size is not None else "channels="
+        raise InputError(
+            f"{given} applies to image folders (folder:, imagenet-c:) only, and {path} is read "
+            f"as '{kind}'; drop it (resize/convert the arrays themselves)"
+        )
     if corruption is not None or severity is not None:
         raise InputError(
             f"corruption=/severity= apply to -C datasets only, and {path} is read as '{kind}'; "

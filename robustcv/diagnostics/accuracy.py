@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from robustcv.core.contract import check_batch
-from robustcv.core.errors import InputError
+from robustcv.core.contract import check_batch, check_count, check_model_fits
+from robustcv.core.errors import InputError, ModelDataMismatchError
 from robustcv.core.model import Model
 from robustcv.core.results import Result
 from robustcv.core.stats import binomial_ci
@@ -29,6 +29,8 @@ class AccuracyResult(Result):
         per_class: accuracy per class index (NaN-free: classes absent from the data are
             omitted, keys are class indices as strings in JSON).
         seconds: wall time.
+        nonfinite: images whose logits held NaN or inf (only with
+            ``Model(..., nonfinite="warn")``; otherwise such logits raise). They count as wrong.
     """
 
     accuracy: float
@@ -37,6 +39,7 @@ class AccuracyResult(Result):
     ci95: tuple[float, float]
     per_class: dict[int, float] = field(default_factory=dict)
     seconds: float = 0.0
+    nonfinite: int = 0
 
     def __float__(self) -> float:
         return self.accuracy
@@ -62,6 +65,12 @@ def accuracy(
     Returns:
         An :class:`AccuracyResult` (``float(result)`` is the accuracy).
 
+    Raises:
+        InputError: bad arguments, labels outside the model's classes, an empty dataset,
+            non-finite logits (unless the model was built with ``nonfinite="warn"``, in which
+            case those images count as wrong and :attr:`AccuracyResult.nonfinite` counts them).
+        ModelDataMismatchError: the model cannot take the images (channels, size, mean/std).
+
     Example:
         >>> import torch
         >>> from torch import nn
@@ -77,14 +86,21 @@ def accuracy(
             f"model is a {type(model).__name__}; wrap it with robustcv.Model(net, ...) or use "
             "robustcv.load_model"
         )
-    if batch_size < 1:
-        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_count(batch_size, "batch_size")
+    if progress is not None and not isinstance(progress, bool):
+        raise InputError(f"progress must be True, False or None, got {progress!r}")
+    what = "x"
     if isinstance(x, Dataset):
         if y is not None:
             raise InputError("pass either a Dataset or (x, y), not a Dataset and y")
+        if len(x) == 0:
+            raise InputError(
+                f"the dataset '{x.name}' has no images; give a dataset with at least one image"
+            )
         batches = x.batches(batch_size)
         n_total = len(x)
         num_classes = x.num_classes
+        what = f"the dataset '{x.name}'"
     else:
         if y is None:
             raise InputError("labels y are required when x is a tensor")
@@ -98,14 +114,25 @@ def accuracy(
     n_batches = (n_total + batch_size - 1) // batch_size
     show = progress if progress is not None else n_batches > 20
     start = time.perf_counter()
-    hits = []
-    labels = []
+    hits: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    nonfinite = 0
     with torch.no_grad():
         for xb, yb in tqdm(
             batches, total=n_batches, desc="accuracy", disable=not show, leave=False
         ):
             xb, yb = check_batch(xb, yb, num_classes=num_classes)
-            pred = model.logits(xb, validate=False).argmax(1).cpu()
+            try:
+                logits = model.logits(xb, validate=False)
+            except ModelDataMismatchError:
+                if not hits:  # the first batch: say what the model takes, then re-raise
+                    check_model_fits(model, xb, what=what)
+                raise
+            finite = torch.isfinite(logits).all(1).cpu()
+            pred = logits.argmax(1).cpu()
+            if not bool(finite.all()):
+                nonfinite += int((~finite).sum())
+                pred = torch.where(finite, pred, torch.full_like(pred, -1))
             if int(yb.max()) >= model.num_classes:
                 raise InputError(
                     f"labels go up to {int(yb.max())} but the model has {model.num_classes} "
@@ -127,4 +154,5 @@ def accuracy(
         ci95=binomial_ci(correct, n_total),
         per_class=per_class,
         seconds=time.perf_counter() - start,
+        nonfinite=nonfinite,
     )

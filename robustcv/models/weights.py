@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from robustcv.core.errors import InputError
+from robustcv.core.errors import InputError, UserCodeError
 
 __all__ = ["load_weights", "read_state_dict"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first(err: BaseException) -> str:
+    text = _ANSI.sub("", str(err)).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -27,32 +33,57 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     A checkpoint holding ``{"state_dict": {...}}`` or ``{"model": {...}}`` is unwrapped.
 
     Raises:
-        InputError: missing, truncated or unsafe files, with the reason.
+        InputError: missing or unsafe files, with the reason.
+        UserCodeError: a truncated or corrupt file (an :class:`InputError` too); the message
+            carries the reader's error.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
-        raise InputError(f"weights file {path} does not exist")
+        raise InputError(
+            f"weights file {path} does not exist" + (" (it is a folder)" if path.is_dir() else "")
+        )
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise InputError(
-                f"cannot read safetensors file {path}: {err}; the file is truncated or corrupt"
+        except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as err:
+            raise UserCodeError(
+                f"cannot read safetensors file {path}: {type(err).__name__}: {_first(err)}; "
+                "the file is truncated or corrupt"
             ) from err
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = _ANSI.sub("", str(err)).splitlines()[0]
+        text = _ANSI.sub("", str(err))
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        is_pickle = head.startswith(b"\x80") or head == b"PK"  # a raw pickle or torch's zip
+        if not is_pickle or "invalid load key" in text.lower():
+            raise UserCodeError(
+                f"cannot read weights file {path}: it is not a PyTorch checkpoint (the unpickler "
+                "found garbage); save weights with torch.save(net.state_dict(), f) or as "
+                ".safetensors"
+            ) from err
+        detail = text.splitlines()[0]
         raise InputError(
             f"{path} holds more than tensors (refused: robustcv never unpickles arbitrary "
             f"objects). Save only the state_dict (torch.save(net.state_dict(), f)) or use "
             f"safetensors. Detail: {detail}"
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise InputError(f"cannot read weights file {path}: {err}; it may be truncated") from err
+        raise UserCodeError(
+            f"cannot read weights file {path}: {type(err).__name__}: {_first(err)}; it may be "
+            "truncated, or not a PyTorch checkpoint"
+        ) from err
+    except Exception as err:  # torch.load on arbitrary bytes raises many types
+        raise UserCodeError(
+            f"cannot read weights file {path}: {type(err).__name__}: {_first(err)}; it is not "
+            "a PyTorch checkpoint (torch.save(net.state_dict(), f)) or a .safetensors file"
+        ) from err
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if key in obj and isinstance(obj[key], dict):

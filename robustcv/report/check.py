@@ -85,7 +85,10 @@ def _evaluate(results: Mapping[str, Any], t: Threshold) -> list[Outcome]:
             f"{t.flag}: the audit has no '{suite_name}' suite; re-run 'robustcv audit' with "
             f"--suites including {suite_name}"
         )
-    return spec.evaluate(results, section, t)
+    from robustcv.report.html import reading
+
+    outcomes: list[Outcome] = reading(results, suite, spec.evaluate, results, section, t)
+    return outcomes
 
 
 def check(

@@ -58,8 +58,12 @@ def two_proportion_p(p1: float, n1: int, p2: float, n2: int) -> float:
         >>> two_proportion_p(0.5, 10, 0.5, 10)
         1.0
     """
-    if n1 <= 0 or n2 <= 0:
-        raise InputError(f"two_proportion_p needs positive sample sizes, got {n1} and {n2}")
+    for n in (n1, n2):
+        if not (isinstance(n, (int, float)) and math.isfinite(n) and 0 < n < 2**63):
+            raise InputError(f"two_proportion_p needs positive sample sizes, got {n1} and {n2}")
+    for p in (p1, p2):
+        if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+            raise InputError(f"two_proportion_p needs proportions in [0, 1], got {p1} and {p2}")
     k1, k2 = round(p1 * n1), round(p2 * n2)
     pooled = (k1 + k2) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
@@ -137,7 +141,13 @@ def _est_dict(e: Estimate) -> dict[str, Any]:
 def _judge(ma: Metric, mb: Metric) -> tuple[bool | None, str, float | None]:
     a, b = ma.estimate, mb.estimate
     if ma.proportion and mb.proportion and a.n and b.n:
-        p = two_proportion_p(a.value, a.n, b.value, b.n)
+        try:
+            p = two_proportion_p(a.value, a.n, b.value, b.n)
+        except InputError as err:
+            raise InputError(
+                f"results.json: {ma.key} is not an accuracy with a count ({err}); re-run the "
+                "audit to rewrite it"
+            ) from err
         return p >= ALPHA, "two-proportion z-test", p
     if a.has_interval and b.has_interval:
         return a.low <= b.high and b.low <= a.high, "interval overlap", None
@@ -156,25 +166,33 @@ def headline_metrics(results: Mapping[str, Any]) -> list[Metric]:
         >>> [(m.key, m.estimate.value) for m in headline_metrics(res)]
         [('clean/accuracy', 0.9)]
     """
+    from robustcv.report.html import reading
+
     out: list[Metric] = []
     for suite in ordered_suites():
         section = _section(results, suite)
         if section is not None:
-            out += suite.metrics(results, section)
+            out += reading(results, suite, suite.metrics, results, section)
     return out
 
 
 def _label(results: Mapping[str, Any], source: str) -> str:
-    model = results.get("model") or {}
-    return str(model.get("spec") or (results.get("config") or {}).get("model") or source)
+    model = results.get("model")
+    config = results.get("config")
+    spec = (model.get("spec") if isinstance(model, Mapping) else None) or (
+        config.get("model") if isinstance(config, Mapping) else None
+    )
+    return str(spec or source)
 
 
 def _curves(results: Mapping[str, Any]) -> dict[str, dict[str, list[float | None]]]:
+    from robustcv.report.html import reading
+
     out: dict[str, dict[str, list[float | None]]] = {}
     for suite in ordered_suites():
         section = _section(results, suite)
         if section is not None:
-            out.update(suite.comparison_curves(section))
+            out.update(reading(results, suite, suite.comparison_curves, section))
     return out
 
 
@@ -295,7 +313,7 @@ def write_comparison_html(result: ComparisonResult, out_path: str | os.PathLike[
 
     Args:
         result: from :func:`compare`.
-        out_path: the file to write.
+        out_path: the file to write (an existing folder: ``folder/comparison.html``).
 
     Returns:
         The path written.
@@ -308,7 +326,7 @@ def write_comparison_html(result: ComparisonResult, out_path: str | os.PathLike[
         True
     """
     from robustcv.audit import plots
-    from robustcv.report.html import _CSP, _environment
+    from robustcv.report.html import _CSP, _environment, write_html
 
     header, table = comparison_table(result)
     figure = None
@@ -342,12 +360,4 @@ def write_comparison_html(result: ComparisonResult, out_path: str | os.PathLike[
             figure=figure,
         )
     )
-    out = Path(out_path)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html, encoding="utf-8")
-    except OSError as err:
-        raise InputError(
-            f"cannot write the comparison to {out}: {err}; pass a writable path"
-        ) from err
-    return out
+    return write_html(html, out_path, default_name="comparison.html", what="comparison")

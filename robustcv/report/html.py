@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from robustcv.audit.registry import SUITES, ordered_suites
-from robustcv.audit.schema import load_results
+from robustcv.audit.schema import load_results, malformed_section
 from robustcv.audit.suite import Suite, fmt, notes_list, section_of
 from robustcv.core.errors import InputError
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report", "write_html", "write_report"]
 
 _MAX_CONFIG_CHARS = 20_000
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -51,9 +51,9 @@ def _raw_section(results: Mapping[str, Any], suite: Suite) -> Any:
 
 
 def _status(results: Mapping[str, Any], suite: Suite) -> dict[str, str]:
-    config = results.get("config") or {}
+    config = _mapping(results.get("config"))
     requested = config.get("suites")
-    skipped = results.get("skipped") or {}
+    skipped = _mapping(results.get("skipped"))
     name = suite.name
     if _raw_section(results, suite) is not None:
         return {"name": name, "status": "run", "why": ""}
@@ -62,6 +62,29 @@ def _status(results: Mapping[str, Any], suite: Suite) -> dict[str, str]:
     if isinstance(requested, list) and name not in requested:
         return {"name": name, "status": "not run", "why": "not requested (--suites)"}
     return {"name": name, "status": "not run", "why": "no results in results.json"}
+
+
+def reading(results: Mapping[str, Any], suite: Suite, read: Callable[..., Any], *args: Any) -> Any:
+    """``read(*args)`` (a suite reading its section); a malformed section is an :class:`InputError`.
+
+    When the suite's code fails and its section does not match the suite's ``section_type``,
+    the results file is to blame (a message naming what is wrong); otherwise the failure is a
+    robustcv bug and propagates.
+    """
+    try:
+        return read(*args)
+    except InputError:
+        raise
+    except Exception as err:
+        key = suite.results_key or suite.name
+        user = malformed_section(results, key, getattr(suite, "section_type", None))
+        if user is None:
+            raise
+        raise user from err
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _context(results: Mapping[str, Any], folder: Path | None) -> dict[str, Any]:
@@ -73,9 +96,11 @@ def _context(results: Mapping[str, Any], folder: Path | None) -> dict[str, Any]:
         raw = _raw_section(results, suite)
         if suite.selectable:
             status.append(_status(results, suite))
-        view = suite.view(results, raw, folder) if raw is not None else None
+        view = (
+            reading(results, suite, suite.view, results, raw, folder) if raw is not None else None
+        )
         if raw is None and suite.results_key:
-            view = suite.view(results, [], folder)
+            view = reading(results, suite, suite.view, results, [], folder)
         if not suite.selectable and view is None:
             continue
         sections.append(
@@ -88,13 +113,15 @@ def _context(results: Mapping[str, Any], folder: Path | None) -> dict[str, Any]:
             }
         )
         if raw is not None:
-            card = suite.card(results, raw) if suite.card_template else None
+            card = (
+                reading(results, suite, suite.card, results, raw) if suite.card_template else None
+            )
             if card is not None:
                 cards.append({"template": f"card:{suite.name}", "view": card})
-            warnings += suite.warnings(results, raw)
-    config = results.get("config") or {}
-    model = results.get("model") or {}
-    data = results.get("data") or {}
+            warnings += reading(results, suite, suite.warnings, results, raw)
+    config = _mapping(results.get("config"))
+    model = _mapping(results.get("model"))
+    data = _mapping(results.get("data"))
     config_text = json.dumps(config, indent=2, sort_keys=True, default=str)
     if len(config_text) > _MAX_CONFIG_CHARS:
         config_text = config_text[:_MAX_CONFIG_CHARS] + "\n… (truncated)"
@@ -117,7 +144,7 @@ def _context(results: Mapping[str, Any], folder: Path | None) -> dict[str, Any]:
         "fingerprint": str(results.get("fingerprint") or ""),
         "strength": str(config.get("strength") or ""),
         "seed": config.get("seed"),
-        "subsample": [(str(k), str(v)) for k, v in (config.get("subsample") or {}).items()],
+        "subsample": [(str(k), str(v)) for k, v in _mapping(config.get("subsample")).items()],
         "status": status,
         "skipped": [
             {"what": str(k), "why": str(v)}
@@ -206,13 +233,15 @@ def write_report(
     Args:
         results_dir_or_dict: the audit folder (or its ``results.json``), or the results dict
             (then ``out_path`` is required and example files are looked up next to it).
-        out_path: where to write; default ``DIR/report.html``.
+        out_path: where to write; default ``DIR/report.html`` (an existing folder:
+            ``folder/report.html``).
 
     Returns:
         The path written.
 
     Raises:
-        InputError: no results.json, an unreadable one, or a dict without ``out_path``.
+        InputError: no results.json, an unreadable one or one that is not an audit result, a
+            dict without ``out_path``, or an output path that cannot be written.
 
     Example:
         >>> import tempfile, pathlib
@@ -226,12 +255,43 @@ def write_report(
             raise InputError("write_report(dict) needs out_path (where to write report.html)")
         folder = Path(out_path).parent
     out = Path(out_path) if out_path is not None else folder / "report.html"
-    html = _render(results, folder)
+    return write_html(_render(results, folder), out, default_name="report.html", what="report")
+
+
+def write_html(
+    html: str, out_path: str | os.PathLike[str], *, default_name: str, what: str
+) -> Path:
+    """Write ``html`` to ``out_path`` through a temporary file and an atomic rename.
+
+    An existing folder means ``folder/default_name``; the temporary file never stays behind.
+
+    Raises:
+        InputError: an empty path, or one that cannot be written (naming the path and the fix).
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> write_html("<p>hi</p>", d, default_name="report.html", what="report").name
+        'report.html'
+    """
+    if not str(os.fspath(out_path)).strip():
+        raise InputError(f"the {what} path is empty; give a file name such as {default_name}")
+    out = Path(out_path).expanduser()
+    if out.is_dir():
+        out = out / default_name
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(html, encoding="utf-8")
-        tmp.replace(out)
+        os.replace(tmp, out)
     except OSError as err:
-        raise InputError(f"cannot write the report to {out}: {err}; pass a writable path") from err
+        raise InputError(
+            f"cannot write the {what} to {out}: {err.strerror or err}; pass a writable file path "
+            "(--out FILE.html on the command line)"
+        ) from err
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
     return out

@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from robustcv.audit.plan import Row, Unit, shards
 from robustcv.audit.schema import accuracy_estimate
 from robustcv.audit.suite import (
     CheckSpec,
+    EstimateDict,
     Metric,
     Needs,
     Outcome,
@@ -55,7 +56,9 @@ __all__ = [
     "AUDIT_NORMS",
     "SUITE",
     "AdversarialConfig",
+    "AdversarialSection",
     "AdversarialSuite",
+    "NormSection",
     "curve_estimates",
     "eps_half",
     "fallback_grid",
@@ -64,6 +67,41 @@ __all__ = [
 
 AUDIT_NORMS: tuple[str, ...] = ("linf", "l2")
 """The norms an audit measures."""
+
+
+class NormSection(TypedDict):
+    """``suites.adversarial.norms.<norm>`` of results.json."""
+
+    n: int
+    n_pilot: int
+    eps: list[float]
+    grid_source: str
+    clean_accuracy: EstimateDict
+    accuracy: list[EstimateDict]
+    min_norm_accuracy: list[EstimateDict]
+    eps_half: float | None
+    min_norms: list[float | None]
+    median_min_norm: float | None
+    pilot: dict[str, Any]
+    ensemble: list[str]
+    budgets: dict[str, dict[str, Any]]
+    broken_by: dict[str, float]
+    sanity: list[dict[str, Any]]
+    warnings: list[str]
+    attack_notes: dict[str, str]
+    forward_passes: int
+    backward_passes: int
+
+
+class AdversarialSection(TypedDict):
+    """``suites.adversarial`` of results.json."""
+
+    strength: str
+    n: int
+    n_pilot: int
+    gradient_free: bool
+    norms: dict[str, NormSection]
+    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -334,6 +372,7 @@ class AdversarialSuite(Suite):
     title = "Adversarial robustness"
     description = "robust accuracy curves (L-inf, L2) on a pilot-derived eps grid, sanity checks"
     config_class = AdversarialConfig
+    section_type = AdversarialSection
     order = 30
     report_template = _TEMPLATE
     card_template = _CARD

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from robustcv.audit import plots
 from robustcv.audit.plan import Row, Unit, pack, shards, unpack
 from robustcv.audit.suite import (
     CheckSpec,
+    EstimateDict,
     Metric,
     Needs,
     Outcome,
@@ -29,6 +30,7 @@ from robustcv.audit.suite import (
     est_view,
     fmt,
     notes_list,
+    validate_corruption_names,
 )
 from robustcv.audit.validate import int_tuple, positive_int, str_tuple
 from robustcv.core.errors import InputError
@@ -38,7 +40,39 @@ from robustcv.core.stats import Estimate, finite_or_none
 if TYPE_CHECKING:
     from robustcv.audit.context import AuditContext
 
-__all__ = ["SUITE", "CalibrationConfig", "CalibrationSuite"]
+__all__ = ["SUITE", "CalibrationConfig", "CalibrationSection", "CalibrationSuite"]
+
+
+class CalibrationMetrics(TypedDict):
+    """``suites.calibration.before`` / ``.after`` of results.json."""
+
+    n: int
+    accuracy: EstimateDict
+    ece: EstimateDict
+    ece_equal_mass: EstimateDict
+    mce: float
+    brier: float
+    nll: float
+    mean_confidence: float
+    reliability: dict[str, Any]
+
+
+class CalibrationSection(TypedDict):
+    """``suites.calibration`` of results.json."""
+
+    n: int
+    n_bins: int
+    fit_n: int
+    fit_data: str
+    temperature: float
+    before: CalibrationMetrics
+    after: CalibrationMetrics
+    under_shift: list[dict[str, Any]]
+    shift_corruptions: list[str]
+    shift_n: int
+    shift_note: str
+    convention: str
+    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -129,6 +163,7 @@ class CalibrationSuite(Suite):
     title = "Calibration"
     description = "ECE/MCE/Brier/NLL before and after temperature scaling, and under shift"
     config_class = CalibrationConfig
+    section_type = CalibrationSection
     order = 40
     aggregation_only = ("n_bins",)
     report_template = _TEMPLATE
@@ -144,6 +179,16 @@ class CalibrationSuite(Suite):
             fraction=True,
         ),
     )
+
+    def validate(self, config: Any, shape: tuple[int, ...]) -> None:
+        """Shift corruptions must be registered names with valid severities."""
+        cfg = config.calibration
+        validate_corruption_names(
+            cfg.shift_corruptions,
+            cfg.shift_severities,
+            "calibration.shift_corruptions",
+            "calibration.shift_severities",
+        )
 
     def needs(self, config: Any) -> Needs:
         """Held-out fit data for the temperature."""

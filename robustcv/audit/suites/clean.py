@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from robustcv.audit.plan import Row, Unit, shards
 from robustcv.audit.schema import accuracy_estimate
 from robustcv.audit.suite import (
     CheckSpec,
+    EstimateDict,
     Metric,
     Outcome,
     Suite,
@@ -33,7 +34,17 @@ from robustcv.core.stats import Estimate
 if TYPE_CHECKING:
     from robustcv.audit.context import AuditContext
 
-__all__ = ["SUITE", "CleanConfig", "CleanSuite", "class_names"]
+__all__ = ["SUITE", "CleanConfig", "CleanSection", "CleanSuite", "class_names"]
+
+
+class CleanSection(TypedDict):
+    """``suites.clean`` of results.json."""
+
+    n: int
+    accuracy: EstimateDict
+    per_class: dict[str, EstimateDict]
+    confusion: list[list[int]]
+    confusion_axes: str
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,7 @@ class CleanSuite(Suite):
     title = "Clean accuracy"
     description = "accuracy, per-class accuracy and confusion matrix on the clean images"
     config_class = CleanConfig
+    section_type = CleanSection
     order = 10
     report_template = _TEMPLATE
     card_template = _CARD

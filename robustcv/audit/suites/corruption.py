@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from robustcv.audit.plan import Row, Unit, shards
 from robustcv.audit.schema import accuracy_estimate, read_results
 from robustcv.audit.suite import (
     CheckSpec,
+    EstimateDict,
     Metric,
     Outcome,
     Suite,
@@ -43,7 +44,34 @@ from robustcv.core.stats import Estimate, finite_or_none
 if TYPE_CHECKING:
     from robustcv.audit.context import AuditContext
 
-__all__ = ["SUITE", "CorruptionConfig", "CorruptionSuite", "load_baseline", "resolve_corruptions"]
+__all__ = [
+    "SUITE",
+    "CorruptionConfig",
+    "CorruptionSection",
+    "CorruptionSuite",
+    "load_baseline",
+    "resolve_corruptions",
+]
+
+
+class CorruptionSection(TypedDict):
+    """``suites.corruption`` of results.json (``table``: corruption -> severity -> estimate)."""
+
+    spec: str
+    n: int
+    corruptions: list[str]
+    severities: list[int]
+    clean_accuracy: EstimateDict
+    table: dict[str, dict[str, EstimateDict]]
+    per_corruption_mean: dict[str, EstimateDict]
+    mean_accuracy: EstimateDict
+    worst: list[str]
+    baseline: str | None
+    ce: dict[str, float] | None
+    mce: float | None
+    relative_mce: float | None
+    mce_corruptions: list[str]
+    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -210,6 +238,7 @@ class CorruptionSuite(Suite):
     title = "Common corruptions"
     description = "accuracy under ImageNet-C corruptions at every severity; mCE vs a baseline"
     config_class = CorruptionConfig
+    section_type = CorruptionSection
     order = 20
     aggregation_only = ("baseline",)
     report_template = _TEMPLATE

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from robustcv.audit.plan import Row, Unit
-from robustcv.audit.suite import Suite, fmt
+from robustcv.audit.suite import Suite, fmt, validate_corruption_names
 from robustcv.audit.validate import positive_int, str_tuple
 from robustcv.core.seeding import derive_seed
 from robustcv.core.stats import finite_or_none
@@ -164,6 +164,13 @@ class ExamplesSuite(Suite):
     order = 1000
     results_key = "examples"
     report_template = _TEMPLATE
+
+    def validate(self, config: Any, shape: tuple[int, ...]) -> None:
+        """Example corruptions must be registered names with a valid severity."""
+        cfg = config.examples
+        validate_corruption_names(
+            cfg.corruptions, [cfg.severity], "examples.corruptions", "examples.severity"
+        )
 
     def requires(self, config: Any) -> tuple[str, ...]:
         """Suites whose rows this one reads (the adversarial pilot sets the eps)."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from robustcv.audit.context import ood_specs as ood_sets
 from robustcv.audit.plan import Row, Unit, pack, shards, unpack
 from robustcv.audit.suite import (
     CheckSpec,
+    EstimateDict,
     Metric,
     Needs,
     Outcome,
@@ -41,7 +42,41 @@ from robustcv.core.stats import Estimate
 if TYPE_CHECKING:
     from robustcv.audit.context import AuditContext
 
-__all__ = ["SUITE", "OODConfig", "OODSuite"]
+__all__ = ["SUITE", "OODConfig", "OODSection", "OODSuite"]
+
+
+class OODMethodSection(TypedDict):
+    """``suites.ood.sets.<set>.methods.<method>`` of results.json."""
+
+    auroc: EstimateDict
+    aupr_in: float
+    aupr_out: float
+    fpr95: float
+    hist: dict[str, Any]
+    roc: dict[str, Any]
+
+
+class OODSetSection(TypedDict):
+    """``suites.ood.sets.<set>`` of results.json."""
+
+    derived: bool
+    spec: str
+    description: str
+    n: int
+    methods: dict[str, OODMethodSection]
+
+
+class OODSection(TypedDict):
+    """``suites.ood`` of results.json."""
+
+    convention: str
+    n_in: int
+    methods: list[str]
+    method_params: dict[str, dict[str, Any]]
+    fit_n: int | None
+    sets: dict[str, OODSetSection]
+    weakest: dict[str, Any] | None
+
 
 _FIT_METHODS = ("mahalanobis", "mds")
 
@@ -146,6 +181,7 @@ class OODSuite(Suite):
     title = "Out-of-distribution detection"
     description = "MSP, max-logit, energy, ODIN and Mahalanobis AUROC against each OOD set"
     config_class = OODConfig
+    section_type = OODSection
     order = 50
     report_template = _TEMPLATE
     card_template = _CARD
