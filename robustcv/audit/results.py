@@ -8,7 +8,7 @@ from typing import Any
 
 from robustcv.audit.registry import ordered_suites
 from robustcv.audit.schema import load_results
-from robustcv.core.results import Result
+from robustcv.core.results import Result, to_jsonable
 
 __all__ = ["AuditResults"]
 
@@ -65,7 +65,7 @@ class AuditResults(Result):
     def to_dict(self) -> dict[str, Any]:
         """Exactly the content of results.json (``extra`` sections as top-level keys)."""
         out = super().to_dict()
-        out.update(Result.to_dict(_Extra(self.extra))["extra"])
+        out.update(to_jsonable(self.extra))
         return out
 
     @classmethod
@@ -105,8 +105,3 @@ class AuditResults(Result):
                 f"(finished earlier); results in {self.path}"
             )
         return "\n".join(lines)
-
-
-@dataclass
-class _Extra(Result):
-    extra: dict[str, Any]
