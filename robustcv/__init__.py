@@ -15,6 +15,7 @@ from robustcv.core import InputError, Model, RobustcvError, check_images, check_
 from robustcv.corruptions import corrupt, corruption_accuracy
 from robustcv.data import Dataset, load_dataset
 from robustcv.diagnostics.accuracy import accuracy
+from robustcv.explanations import explain
 from robustcv.models import load_model
 
 __version__ = "0.5.0"
@@ -31,6 +32,7 @@ __all__ = [
     "check_labels",
     "corrupt",
     "corruption_accuracy",
+    "explain",
     "load_dataset",
     "load_model",
     "robust_accuracy",

@@ -158,6 +158,7 @@ MODEL = ["--model", "{factory}:build", "--data", "npz:{good}"]
 
 AUDIT = ["audit", *MODEL, "--out", "{tmp}/audit", "--quiet"]
 CORRUPT = ["corrupt", "--data", "npz:{good}", "--out", "{tmp}/c", "--quiet"]
+EXPLAIN = ["explain", *MODEL, "--out", "{tmp}/e", "--quiet", "--limit", "2"]
 TRAIN = ["train", "--data", "npz:{good}", "--quiet"]
 FETCH = ["data", "fetch", "fashion-mnist"]
 
@@ -844,6 +845,56 @@ def _cases() -> list[Any]:
         c("check-newer-schema", ["check", "{res_newer}", "--min-acc", "0.9"], ("newer",)),
         c("check-empty-file", ["check", "{res_emptyfile}", "--min-acc", "0.9"], ("empty",)),
         c("check-bad-suites", ["check", "{res_badsuites}", "--min-acc", "0.9"], ("suites",)),
+        # --- explain
+        c("explain-missing-out", ["explain", *MODEL], ("--out",)),
+        c("explain-unknown-method", [*EXPLAIN, "--method", "salincy"], ("salincy", "saliency")),
+        c("explain-param-not-kv", [*EXPLAIN, "--param", "steps"], ("--param", "KEY=VALUE")),
+        c(
+            "explain-param-unknown",
+            [*EXPLAIN, "--method", "saliency", "--param", "stepz=3"],
+            ("stepz",),
+        ),
+        c(
+            "explain-param-bad-value",
+            [*EXPLAIN, "--method", "integrated-gradients", "--param", "steps=-1"],
+            ("steps",),
+        ),
+        c(
+            "explain-param-bad-rule",
+            [*EXPLAIN, "--param", "rule=simpson"],
+            ("rule", "simpson"),
+        ),
+        c("explain-target-word", [*EXPLAIN, "--target", "best"], ("--target", "best")),
+        c("explain-target-out-of-range", [*EXPLAIN, "--target", "10"], ("target", "10")),
+        c("explain-target-negative", [*EXPLAIN, "--target", "-1"], ("target", "-1")),
+        c("explain-limit-zero", [*EXPLAIN, "--limit", "0"], ("--limit",)),
+        c("explain-bad-normalize", [*EXPLAIN, "--normalize", "l2"], ("--normalize",)),
+        c(
+            "explain-layer-not-found",
+            [*EXPLAIN, "--method", "grad-cam", "--param", "layer=conv9"],
+            ("conv9",),
+        ),
+        c(
+            "explain-grad-cam-no-conv",
+            [*EXPLAIN, "--method", "grad-cam"],
+            ("conv2d", "layer="),
+        ),
+        c("explain-out-is-file", ["explain", *MODEL, "--out", "{file}"], ("--out",)),
+        c(
+            "explain-data-mismatch",
+            ["explain", "--model", "{factory}:build", "--data", "npz:{rgb32}", "--out", "{tmp}/e"],
+            ("1-channel", "3-channel"),
+        ),
+        c(
+            "explain-empty-data",
+            ["explain", "--model", "{factory}:build", "--data", "npz:{empty}", "--out", "{tmp}/e"],
+            ("empty",),
+        ),
+        c(
+            "explain-seed-negative",
+            [*EXPLAIN, "--method", "smoothgrad", "--seed", "-3"],
+            ("--seed",),
+        ),
     ]
     return cases
 

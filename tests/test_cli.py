@@ -196,8 +196,8 @@ def test_commands_import_common_not_main() -> None:
             if isinstance(node, ast.ImportFrom) and path.name != "__init__.py":
                 assert node.module != "robustcv.cli.main", f"{path.name} imports cli.main"
     names = [m.NAME for m in COMMANDS]
-    assert names == ["list", "eval", "attack", "train", "data", "corrupt", "audit", "compare",
-                     "check", "report"]  # fmt: skip
+    assert names == ["list", "eval", "attack", "train", "data", "corrupt", "explain", "audit",
+                     "compare", "check", "report"]  # fmt: skip
 
 
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,7 @@ SECTIONS: tuple[str, ...] = (
     "recipes",
     "architectures",
     "corruptions",
+    "methods",
 )
 """What ``robustcv list`` can list (``all``, the default, lists every section)."""
 
@@ -107,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
             payload[section] = [{"name": e.name, "summary": e.summary} for e in RECIPES]
         elif section == "architectures":
             payload[section] = [{"name": e.name, "summary": e.summary} for e in ARCHITECTURES]
+        elif section == "methods":
+            from robustcv.explanations import method_rows
+
+            payload[section] = method_rows()
         else:
             payload[section] = corruption_rows(args.spec, args.size)
     parts = []
