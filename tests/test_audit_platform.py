@@ -32,6 +32,7 @@ from robustcv.audit import (
     run_audit,
 )
 from robustcv.audit.plan import Row, Unit, shards
+from robustcv.audit.schema import section_problems
 from robustcv.audit.store import FolderLock
 from robustcv.audit.suite import est_view, section_keys_match
 from robustcv.cli.main import main
@@ -103,6 +104,8 @@ def test_suite_contract(name: str, tiny_audit: Path, tmp_path: Path) -> None:
     expected = _section(results_of(tiny_audit), suite)
     if suite.section_type is not None:  # the declared section type matches the real writer
         assert section_keys_match(expected, suite.section_type) == []
+        # ... and its value types (what load_results uses to tell malformed files from bugs)
+        assert section_problems(expected, suite.section_type, f"suites.{name}") == []
     for order in (sorted(stored), sorted(stored, reverse=True)):
         notes: dict[str, Any] = {"skipped": {}, "notes": []}
         section = suite.aggregate(ctx, {k: stored[k] for k in order}, notes)

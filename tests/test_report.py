@@ -423,6 +423,63 @@ def test_tolerates_partial_and_odd_results(tiny_audit: Path, fake_plots: None) -
         assert '<section id="examples">' in render_report(res)
 
 
+def test_malformed_plot_data_is_a_user_error_or_drawn_without_it(
+    tiny_audit: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hand-edited histogram, ROC and reliability values (real plots): a clean InputError
+    naming the section when a value has the wrong type, a drawn report when lengths disagree;
+    never a crash (exit 3)."""
+    base = results_of(tiny_audit)
+    ood_set = next(iter(base["suites"]["ood"]["sets"].values()))
+    method = next(iter(ood_set["methods"]))
+
+    def ood_method(res: dict[str, Any]) -> dict[str, Any]:
+        ood = res["suites"]["ood"]["sets"]
+        return next(iter(ood.values()))["methods"][method]  # type: ignore[no-any-return]
+
+    def before(res: dict[str, Any]) -> dict[str, Any]:
+        return res["suites"]["calibration"]["before"]  # type: ignore[no-any-return]
+
+    bad_types = [
+        (before, "reliability", {"edges": "abc", "confidence": [], "accuracy": [], "count": []}),
+        (before, "reliability", {"edges": [0, 1], "confidence": ["x"], "accuracy": [1],
+                                 "count": [1]}),
+        (ood_method, "roc", {"fpr": [[0, 1]], "tpr": [[0, 1]]}),
+        (ood_method, "hist", {"edges": [0, 0.5, 1], "in": ["a", "b"], "out": [1, 2]}),
+        (ood_method, "roc", "not a curve"),
+    ]  # fmt: skip
+    refused = 0
+    for where, key, value in bad_types:
+        res = copy.deepcopy(base)
+        where(res)[key] = value
+        try:  # drawn without the bad values, or refused naming them; nothing else
+            assert "<section" in render_report(res)
+        except InputError as err:
+            assert "is malformed" in str(err) and key in str(err), err
+            refused += 1
+    assert refused >= 2  # values the plots cannot draw (they raised TypeError, exit 3, before)
+    odd_lengths = [
+        (before, "reliability", {"edges": [0, 0.5, 1], "confidence": [0.2], "accuracy": [0.1, 0.9],
+                                 "count": [3]}),
+        (ood_method, "roc", {"fpr": [0, 0.5, 1], "tpr": [0, 1]}),
+        (ood_method, "hist", {"edges": [0, 1], "in": [1, 2, 3], "out": []}),
+    ]  # fmt: skip
+    for where, key, value in odd_lengths:
+        res = copy.deepcopy(base)
+        where(res)[key] = value
+        assert '<section id="calibration">' in render_report(res)
+    # and through the CLI: exit 2 with one line, no traceback
+    folder = tmp_path / "edited"
+    shutil.copytree(tiny_audit, folder)
+    res = copy.deepcopy(base)
+    rel = {"edges": [0, 1], "confidence": ["x"], "accuracy": [1], "count": [1]}
+    before(res)["reliability"] = rel
+    (folder / "results.json").write_text(json.dumps(res))
+    assert main(["report", str(folder), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "suites.calibration" in err and "Traceback" not in err
+
+
 def _dig(tree: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     for key in path:
         tree = tree[key]

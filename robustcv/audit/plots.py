@@ -203,6 +203,8 @@ def reliability_diagrams(panels: dict[str, dict[str, Any]]) -> str:
         acc = rel.get("accuracy") or []
         conf = rel.get("confidence") or []
         count = rel.get("count") or [1] * len(acc)
+        if len(count) < len(acc):  # a hand-edited file: draw the bins that have a count
+            acc = acc[: len(count)]
         ax.plot([0, 1], [0, 1], color=_GREY, linestyle=":", linewidth=1)
         for k in range(min(len(edges) - 1, len(acc))):
             if not count[k] or acc[k] is None:
@@ -299,7 +301,7 @@ def ood_figure(methods: dict[str, dict[str, Any]], *, max_hist: int = 2) -> str:
     ax.plot([0, 1], [0, 1], color=_GREY, linestyle=":", linewidth=1)
     for color, name in zip(_COLORS * 3, names, strict=False):
         roc = methods[name].get("roc") or {}
-        if roc.get("fpr") and roc.get("tpr"):
+        if roc.get("fpr") and roc.get("tpr") and len(roc["fpr"]) == len(roc["tpr"]):
             auroc = methods[name].get("auroc")
             label = name if auroc is None else f"{name} ({auroc:.3f})"
             ax.plot(roc["fpr"], roc["tpr"], color=color, linewidth=1.3, label=_short(label, 26))

@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 __all__ = ["SUITE", "CalibrationConfig", "CalibrationSection", "CalibrationSuite"]
 
 
+class ReliabilityDict(TypedDict):
+    """``...reliability``: the equal-width bins of a reliability diagram."""
+
+    edges: list[float]
+    confidence: list[float]
+    accuracy: list[float]
+    count: list[int]
+
+
 class CalibrationMetrics(TypedDict):
     """``suites.calibration.before`` / ``.after`` of results.json."""
 
@@ -54,7 +63,7 @@ class CalibrationMetrics(TypedDict):
     brier: float
     nll: float
     mean_confidence: float
-    reliability: dict[str, Any]
+    reliability: ReliabilityDict
 
 
 class CalibrationSection(TypedDict):

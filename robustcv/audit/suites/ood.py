@@ -45,6 +45,18 @@ if TYPE_CHECKING:
 __all__ = ["SUITE", "OODConfig", "OODSection", "OODSuite"]
 
 
+class OODRoc(TypedDict):
+    """``...methods.<method>.roc``: the ROC curve's points (ID = positive)."""
+
+    fpr: list[float]
+    tpr: list[float]
+
+
+# "in" is a Python keyword: the functional form of TypedDict
+OODHist = TypedDict("OODHist", {"edges": list[float], "in": list[float], "out": list[float]})
+"""``...methods.<method>.hist``: score histogram edges and in/out counts."""
+
+
 class OODMethodSection(TypedDict):
     """``suites.ood.sets.<set>.methods.<method>`` of results.json."""
 
@@ -52,8 +64,8 @@ class OODMethodSection(TypedDict):
     aupr_in: float
     aupr_out: float
     fpr95: float
-    hist: dict[str, Any]
-    roc: dict[str, Any]
+    hist: OODHist
+    roc: OODRoc
 
 
 class OODSetSection(TypedDict):
