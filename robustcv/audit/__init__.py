@@ -19,7 +19,7 @@ from robustcv.audit.checks import all_checks, parse_threshold, parse_thresholds,
 from robustcv.audit.config import AuditConfig, load_config_file, parse_eps
 from robustcv.audit.context import AuditContext, ContextSpec, DataRef, ModelRef, build_context
 from robustcv.audit.engine import THROTTLE_ENV, resolve_config, run_audit
-from robustcv.audit.executor import Executor, InProcessExecutor, ProcessExecutor
+from robustcv.audit.executor import Executor, InProcessExecutor, ProcessExecutor, RayExecutor
 from robustcv.audit.plan import Unit
 from robustcv.audit.registry import (
     SUITES,
@@ -63,6 +63,7 @@ __all__ = [
     "OODConfig",
     "Outcome",
     "ProcessExecutor",
+    "RayExecutor",
     "Store",
     "Suite",
     "Threshold",

@@ -47,7 +47,7 @@ __all__ = [
 
 STRENGTHS: tuple[str, ...] = ("fast", "full")
 
-EXECUTORS: tuple[str, ...] = ("in-process", "processes")
+EXECUTORS: tuple[str, ...] = ("in-process", "processes", "ray")
 """Executor names ``config.executor.name`` accepts."""
 
 MAX_WORKERS = 256
@@ -202,6 +202,71 @@ def parse_eps(value: str | Mapping[str, Any] | None) -> dict[str, tuple[float, .
     return {k: tuple(sorted(set(v))) for k, v in out.items()}
 
 
+_EXECUTOR_KEYS: tuple[str, ...] = ("name", "workers")
+_RAY_KEYS: tuple[str, ...] = ("address", "cpus_per_worker", "gpus_per_worker", "max_retries")
+"""Executor settings only the ``ray`` executor takes (see robustcv.audit.ray_executor)."""
+
+_MAX_RAY_RETRIES = 100
+"""Most retries ``executor.max_retries`` accepts for a unit whose Ray worker died."""
+
+
+def _ray_address(value: Any) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    host, sep, port = text.removeprefix("ray://").rpartition(":")
+    if text in ("auto", "local"):
+        return text
+    if sep and host and port.isdigit() and not any(c.isspace() for c in host):
+        return text
+    raise InputError(
+        f"executor.address must be auto (a running cluster), local (a new local instance), "
+        f"HOST:PORT or ray://HOST:PORT, got {short_repr(value)} (--ray-address)"
+    )
+
+
+def _ray_settings(value: Mapping[str, Any], name: str) -> dict[str, Any]:
+    given = [k for k in _RAY_KEYS if value.get(k) is not None]
+    if name != "ray":
+        if given:
+            raise InputError(
+                f"executor.{given[0]} is a setting of the ray executor, but the executor is "
+                f"{name}; set executor.name to ray (--executor ray) or remove it"
+            )
+        return {}
+    out: dict[str, Any] = {}
+    if value.get("address") is not None:
+        out["address"] = _ray_address(value["address"])
+    if value.get("cpus_per_worker") is not None:
+        cpus = positive_int(value["cpus_per_worker"], "executor.cpus_per_worker")
+        if cpus > MAX_WORKERS:
+            raise InputError(
+                f"executor.cpus_per_worker is {cpus}; use at most {MAX_WORKERS} "
+                "(--ray-cpus-per-worker)"
+            )
+        out["cpus_per_worker"] = cpus
+    gpus = value.get("gpus_per_worker")
+    if gpus is not None:
+        if (
+            isinstance(gpus, bool)
+            or not isinstance(gpus, (int, float))
+            or not math.isfinite(gpus)
+            or not 0 <= gpus <= 64
+        ):
+            raise InputError(
+                f"executor.gpus_per_worker must be a number in [0, 64] (a fraction shares a "
+                f"GPU), got {short_repr(gpus)} (--ray-gpus-per-worker)"
+            )
+        out["gpus_per_worker"] = int(gpus) if float(gpus).is_integer() else float(gpus)
+    if value.get("max_retries") is not None:
+        retries = positive_int(value["max_retries"], "executor.max_retries", minimum=0)
+        if retries > _MAX_RAY_RETRIES:
+            raise InputError(
+                f"executor.max_retries is {retries}; use at most {_MAX_RAY_RETRIES} (a unit whose "
+                "worker keeps dying needs a fix, not more retries)"
+            )
+        out["max_retries"] = retries
+    return out
+
+
 def _executor(value: Any) -> dict[str, Any]:
     if value is None:
         return {"name": "in-process"}
@@ -209,12 +274,14 @@ def _executor(value: Any) -> dict[str, Any]:
         value = {"name": value}
     if not isinstance(value, Mapping):
         raise InputError(
-            f"executor must be a name or a mapping {{name, workers}}, got {short_repr(value)}"
+            f"executor must be a name or a mapping {{name, workers, ...}}, got {short_repr(value)}"
         )
-    unknown = [str(k) for k in value if k not in ("name", "workers")]
+    known = (*_EXECUTOR_KEYS, *_RAY_KEYS)
+    unknown = [str(k) for k in value if k not in known]
     if unknown:
         raise InputError(
-            f"unknown executor setting(s) {short_repr(sorted(unknown))}; known: name, workers"
+            f"unknown executor setting(s) {short_repr(sorted(unknown))}"
+            f"{suggest(unknown[0], known)}; known: {', '.join(known)}"
         )
     if not isinstance(value.get("name", "in-process"), str):
         raise InputError(
@@ -239,6 +306,7 @@ def _executor(value: Any) -> dict[str, Any]:
                 "is the useful maximum)"
             )
         out["workers"] = workers
+    out.update(_ray_settings(value, name))
     return out
 
 
@@ -364,8 +432,10 @@ class AuditConfig:
         batch_size: images per forward pass.
         shard_size: images per unit of work for the big suites.
         device: where the model runs (None: CPU / the model's device).
-        executor: how units run: ``{"name": "in-process"}`` or ``{"name": "processes",
-            "workers": N}`` (recorded, never part of the fingerprint).
+        executor: how units run: ``{"name": "in-process"}``, ``{"name": "processes",
+            "workers": N}`` or ``{"name": "ray", "address": ..., "workers": N,
+            "cpus_per_worker": C, "gpus_per_worker": G, "max_retries": R}`` (every key but
+            the name optional; see docs/scale-out.md). Recorded, never part of the fingerprint.
         sections: suite name -> its config section (also reachable as ``cfg.<name>``).
 
     Example:

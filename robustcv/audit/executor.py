@@ -11,6 +11,9 @@ once per finished unit, from the caller's thread, so that the engine commits row
   of the standard library (spawned, so nothing is shared by accident); each worker rebuilds the
   context once from the pickled spec and then runs many units. Results equal the in-process ones
   bit for bit (tested).
+* :class:`RayExecutor` (``--executor ray``, module :mod:`robustcv.audit.ray_executor`) runs them
+  on Ray actors, on this machine or a cluster, with bounded retries when a worker dies. Ray is an
+  optional extra, imported only when the executor is created.
 
 Executor settings are recorded under ``config.executor`` and in the ``run`` record only.
 """
@@ -29,10 +32,18 @@ import torch
 
 from robustcv.audit.context import AuditContext, ContextSpec, build_context
 from robustcv.audit.plan import Row, Unit
+from robustcv.audit.ray_executor import RayExecutor
 from robustcv.audit.suite import Suite
 from robustcv.core.errors import InputError
 
-__all__ = ["Executor", "InProcessExecutor", "OnDone", "ProcessExecutor", "make_executor"]
+__all__ = [
+    "Executor",
+    "InProcessExecutor",
+    "OnDone",
+    "ProcessExecutor",
+    "RayExecutor",
+    "make_executor",
+]
 
 OnDone = Callable[[Unit, Row, float], None]
 
@@ -205,10 +216,16 @@ class ProcessExecutor:
 def make_executor(settings: Mapping[str, Any]) -> Executor:
     """The executor named by ``config.executor``.
 
+    Raises:
+        InputError: ``ray`` is named but Ray is not installed (the message says how).
+
     Example:
         >>> make_executor({"name": "processes", "workers": 3}).settings()
         {'name': 'processes', 'workers': 3}
     """
     if settings.get("name") == "processes":
         return ProcessExecutor(settings.get("workers"))
+    if settings.get("name") == "ray":
+        ray_settings = ("address", "workers", "cpus_per_worker", "gpus_per_worker", "max_retries")
+        return RayExecutor(**{k: settings[k] for k in ray_settings if settings.get(k) is not None})
     return InProcessExecutor()

@@ -74,13 +74,38 @@ def add_parser(
     )
     p.add_argument(
         "--executor",
-        choices=["in-process", "processes"],
+        choices=["in-process", "processes", "ray"],
         default=None,
-        help="how units run: in-process (default) or processes (one worker per CPU; results "
-        "are identical)",
+        help="how units run: in-process (default), processes (one worker per CPU) or ray (Ray "
+        "actors on this machine or a cluster; needs pip install 'robustcv[ray]'); results are "
+        "identical",
     )
     p.add_argument(
-        "--workers", type=int, default=None, help="worker processes for --executor processes"
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (--executor processes) or Ray actors (--executor ray)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="--executor ray: auto (the running cluster), HOST:PORT or ray://HOST:PORT "
+        "(default: start a local Ray instance with one worker per CPU)",
+    )
+    p.add_argument(
+        "--ray-cpus-per-worker",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--executor ray: CPUs (and torch threads) per worker (default 1)",
+    )
+    p.add_argument(
+        "--ray-gpus-per-worker",
+        type=float,
+        default=None,
+        metavar="G",
+        help="--executor ray: GPUs per worker, fractions share a GPU (default 0)",
     )
     p.add_argument(
         "--no-report", action="store_true", help="do not write DIR/report.html after the audit"
@@ -106,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
     if args.workers is not None and args.executor == "in-process":
-        raise InputError("--workers needs --executor processes")
+        raise InputError("--workers needs --executor processes or ray")
+    executor, workers, config = _executor_args(args)
     output_dir(args.out, "--out")
     custom = args.weights is not None or args.preprocess or args.num_classes is not None
     model: Any = args.model
@@ -132,12 +158,12 @@ def run(args: argparse.Namespace) -> int:
         strength=args.strength,
         seed=args.seed,
         eps=args.eps,
-        config=args.config,
+        config=config,
         split=args.split,
         batch_size=args.batch_size,
         device=args.device,
-        executor=args.executor,
-        workers=args.workers,
+        executor=executor,
+        workers=workers,
         force=args.force,
         progress=not args.quiet,
     )
@@ -146,6 +172,61 @@ def run(args: argparse.Namespace) -> int:
         text += _write_report(res)
     emit(args, res.to_dict(), text)
     return EXIT_OK
+
+
+_RAY_FLAGS = {
+    "address": "--ray-address",
+    "cpus_per_worker": "--ray-cpus-per-worker",
+    "gpus_per_worker": "--ray-gpus-per-worker",
+}
+
+
+def _executor_args(args: argparse.Namespace) -> tuple[str | None, int | None, Any]:
+    """(executor, workers, config) for ``run_audit``, with the Ray flags merged in.
+
+    Without Ray in play (no ``--executor ray``, no ``--ray-*`` flag, no ``executor.name: ray``
+    in the config file) the flags pass through unchanged. Otherwise the config file is read here
+    and its ``executor`` section updated key by key with the flags (``--executor`` naming
+    another executor replaces the section), so ``run_audit`` gets the merged mapping.
+
+    Raises:
+        InputError: a ``--ray-*`` flag without the ray executor, a value out of range, or Ray
+            not installed (the message says how to install it).
+    """
+    from robustcv.audit.config import load_config_file
+    from robustcv.core.errors import InputError
+
+    flags = {
+        key: getattr(args, flag[2:].replace("-", "_"))
+        for key, flag in _RAY_FLAGS.items()
+        if getattr(args, flag[2:].replace("-", "_")) is not None
+    }
+    if args.ray_cpus_per_worker is not None and args.ray_cpus_per_worker < 1:
+        raise InputError(f"--ray-cpus-per-worker must be >= 1, got {args.ray_cpus_per_worker}")
+    if args.ray_gpus_per_worker is not None and not 0 <= args.ray_gpus_per_worker <= 64:
+        raise InputError(
+            f"--ray-gpus-per-worker must be in [0, 64] (a fraction shares a GPU), got "
+            f"{args.ray_gpus_per_worker}"
+        )
+    raw: dict[str, Any] = load_config_file(args.config) if args.config is not None else {}
+    section = raw.get("executor")
+    in_file = section if isinstance(section, dict) else {"name": section} if section else {}
+    file_name = str(in_file.get("name", "")).strip().lower()
+    name = args.executor or file_name or None
+    if name != "ray":
+        if flags:
+            flag = _RAY_FLAGS[next(iter(flags))]
+            raise InputError(f"{flag} needs --executor ray")
+        return args.executor, args.workers, args.config
+    from robustcv.audit.ray_executor import import_ray
+
+    import_ray()  # fail now, before loading the model, when Ray is missing
+    merged = dict(in_file) if args.executor in (None, file_name) else {}
+    merged.update({"name": "ray", **flags})
+    if args.workers is not None:
+        merged["workers"] = args.workers
+    raw["executor"] = merged
+    return None, None, raw
 
 
 def _write_report(res: Any) -> str:
