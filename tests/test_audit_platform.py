@@ -61,7 +61,8 @@ def _section(results: Mapping[str, Any], suite: Suite) -> Any:
 def test_registry_lists_the_builtin_suites_in_run_order() -> None:
     assert SUITES.names()[: len(BUILTIN)] == BUILTIN
     assert default_suites() == ("clean", "corruption", "adversarial", "calibration", "ood")
-    assert parse_suites("all") == default_suites()  # examples always runs, it is not selectable
+    # "all": every selectable suite (examples always runs, it is not selectable)
+    assert parse_suites("all") == (*default_suites(), "probes")
     with pytest.raises(InputError, match="did you mean 'calibration'"):
         parse_suites("calibraton")
     with pytest.raises(InputError, match="Suite"):

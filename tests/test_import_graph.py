@@ -30,7 +30,7 @@ PACKAGE = ROOT / "robustcv"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("data",),
-    ("attacks", "corruptions", "diagnostics", "explanations", "models"),
+    ("attacks", "corruptions", "diagnostics", "explanations", "models", "probes"),
     ("training",),
     ("audit",),
     ("report",),

@@ -36,6 +36,7 @@ BUILTIN_SUITES: tuple[str, ...] = (
     "robustcv.audit.suites.calibration",
     "robustcv.audit.suites.ood",
     "robustcv.audit.suites.examples",
+    "robustcv.audit.suites.probes",
 )
 """Modules of the built-in suites (each holds ``SUITE``)."""
 
