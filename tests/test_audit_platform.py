@@ -62,7 +62,10 @@ def test_registry_lists_the_builtin_suites_in_run_order() -> None:
     assert SUITES.names()[: len(BUILTIN)] == BUILTIN
     assert default_suites() == ("clean", "corruption", "adversarial", "calibration", "ood")
     # "all": every selectable suite (examples always runs, it is not selectable)
-    assert parse_suites("all") == (*default_suites(), "probes")
+    assert parse_suites("all") == (*default_suites(), "probes", "explanations")
+    assert default_suites("full") == (*default_suites(), "probes", "explanations")
+    assert AuditConfig("m", "d", strength="full").suites == default_suites("full")
+    assert AuditConfig("m", "d", strength="full", suites="clean").suites == ("clean",)
     with pytest.raises(InputError, match="did you mean 'calibration'"):
         parse_suites("calibraton")
     with pytest.raises(InputError, match="Suite"):

@@ -550,3 +550,16 @@ def test_model_and_data_that_do_not_fit_get_the_shared_message() -> None:
     with pytest.raises(ModelDataMismatchError, match="1-channel") as info:
         explain(net, torch.rand(2, 3, 16, 16), method="saliency")
     assert "3-channel" in str(info.value)
+
+
+def test_blur_baseline_works_per_channel_on_rgb() -> None:
+    from robustcv.explanations.gradients import gaussian_blur
+
+    x = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(4))
+    blurred = gaussian_blur(x, 1.5)
+    for ch in range(3):  # each channel blurred alone gives the same
+        assert torch.allclose(blurred[:, ch : ch + 1], gaussian_blur(x[:, ch : ch + 1], 1.5))
+    assert not torch.allclose(blurred[:, 0], blurred[:, 1])  # channels are not mixed
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 4))
+    e = explain(net, x, target=0, method="integrated-gradients", baseline="blur", steps=8)
+    assert e.maps.shape == x.shape

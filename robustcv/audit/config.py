@@ -474,7 +474,8 @@ class AuditConfig:
         for name in ("model", "data", "split"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise InputError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
-        suites = default_suites() if self.suites is None else parse_suites(self.suites)
+        strength = self.strength if self.strength in STRENGTHS else "fast"  # checked below
+        suites = default_suites(strength) if self.suites is None else parse_suites(self.suites)
         object.__setattr__(self, "suites", suites)
         object.__setattr__(self, "ood_data", str_tuple(self.ood_data, "ood_data"))
         if self.fit_data is not None and (not isinstance(self.fit_data, str) or not self.fit_data):

@@ -37,6 +37,7 @@ BUILTIN_SUITES: tuple[str, ...] = (
     "robustcv.audit.suites.ood",
     "robustcv.audit.suites.examples",
     "robustcv.audit.suites.probes",
+    "robustcv.audit.suites.explanations",
 )
 """Modules of the built-in suites (each holds ``SUITE``)."""
 
@@ -124,14 +125,22 @@ def selectable_suites() -> tuple[str, ...]:
     return tuple(s.name for s in ordered_suites() if s.selectable)
 
 
-def default_suites() -> tuple[str, ...]:
-    """Names of the suites of the default audit, in run order.
+def default_suites(strength: str = "fast") -> tuple[str, ...]:
+    """Names of the suites an audit runs when none are named, in run order.
+
+    At ``strength="full"`` the suites marked ``in_full`` (such as ``probes`` and
+    ``explanations``) join the default ones.
 
     Example:
         >>> default_suites()
         ('clean', 'corruption', 'adversarial', 'calibration', 'ood')
+        >>> default_suites("full")[-2:]
+        ('probes', 'explanations')
     """
-    return tuple(s.name for s in ordered_suites() if s.selectable and s.default)
+    full = strength == "full"
+    return tuple(
+        s.name for s in ordered_suites() if s.selectable and (s.default or (full and s.in_full))
+    )
 
 
 def parse_suites(value: str | Sequence[str]) -> tuple[str, ...]:

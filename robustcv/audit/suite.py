@@ -261,6 +261,8 @@ class Suite:
     description: ClassVar[str] = ""
     config_class: ClassVar[type] = NoConfig
     default: ClassVar[bool] = True
+    in_full: ClassVar[bool] = False
+    """Also run at ``strength="full"`` when no suites are named (for non-default suites)."""
     selectable: ClassVar[bool] = True
     order: ClassVar[int] = 100
     results_key: ClassVar[str | None] = None

@@ -39,7 +39,8 @@ def add_parser(
         "--suites",
         default=None,
         help=f"comma-separated, from {','.join(selectable_suites())} or all "
-        f"(default: {','.join(default_suites())})",
+        f"(default: {','.join(default_suites())}; --strength full adds "
+        f"{','.join(s for s in default_suites('full') if s not in default_suites())})",
     )
     p.add_argument(
         "--ood-data",

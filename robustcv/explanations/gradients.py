@@ -340,9 +340,10 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
             continue
         kk = k[radius - pad : radius + pad + 1]
         kk = kk / kk.sum()
-        shape = (c, 1, len(kk), 1) if dim == 2 else (c, 1, 1, len(kk))
+        shape = (1, 1, len(kk), 1) if dim == 2 else (1, 1, 1, len(kk))
+        weight = kk.view(shape).repeat(c, 1, 1, 1)  # one copy of the kernel per channel
         padding = (0, 0, pad, pad) if dim == 2 else (pad, pad, 0, 0)
-        out = F.conv2d(F.pad(out, padding, mode="reflect"), kk.view(shape), groups=c)
+        out = F.conv2d(F.pad(out, padding, mode="reflect"), weight, groups=c)
     return out
 
 

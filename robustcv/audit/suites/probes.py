@@ -206,6 +206,7 @@ class ProbesSuite(Suite):
     config_class = ProbesConfig
     section_type = ProbesSection
     default = False
+    in_full = True  # runs at --strength full when no suites are named
     order = 70
     report_template = _TEMPLATE
     card_template = _CARD
