@@ -124,3 +124,26 @@ def test_bad_config_names_the_fix() -> None:
 
     with pytest.raises(InputError, match="did you mean 'saliency'"):
         suite.validate(Cfg(), (1, 1, 28, 28))
+
+
+def test_subsets_are_split_inside_and_outside_the_object() -> None:
+    import torch
+
+    from robustcv.audit.suites.explanations import _foreground_split
+
+    x = torch.zeros(3, 1, 12, 12)
+    x[:, :, 3:9, 3:9] = 0.8  # the object on a black background
+    subsets = torch.zeros(3, 1, 12, 12, dtype=torch.bool)
+    subsets[0, :, 4:6, 4:6] = True  # all on the object
+    subsets[1, :, 0:2, 0:2] = True  # all on the background
+    subsets[2, :, 3:4, 0:6] = True  # half: columns 3-5 on the object, 0-2 off it
+    out = _foreground_split(x, subsets)
+    assert out["inside_foreground"] == [1.0, 0.0, 0.5]
+    assert out["median_inside_foreground"] == 0.5 and "estimated" in out["foreground"]
+    noise = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    skipped = _foreground_split(noise, subsets)
+    assert (
+        skipped["foreground"].startswith("skipped")
+        and "uniform background" in skipped["foreground"]
+    )
+    assert "median_inside_foreground" not in skipped

@@ -536,7 +536,7 @@ class ExplanationsSuite(Suite):
             if not model.differentiable:
                 return {"skipped": "backward selection needs gradients; the model is gradient-free"}
             r = sufficient_subsets(model, x, config=SubsetConfig(threshold=cfg.subset_threshold))
-            return {"result": _strip(r.to_dict())}
+            return {"result": {**_strip(r.to_dict()), **_foreground_split(x, r.masks)}}
         if part == "misleading":
             name = cfg.misleading_method
             why = self._skip_reason(ctx, name, "attack")
@@ -810,11 +810,19 @@ class ExplanationsSuite(Suite):
         sub = section.get("subsets") or {}
         sub_text = ""
         if sub:
+            inside = sub.get("median_inside_foreground")
+            where = (
+                f" A median {fmt(inside, 3)} of each subset's pixels lie on the object "
+                f"(foreground masks {sub.get('foreground')})."
+                if inside is not None
+                else f" Inside/outside the object: {sub.get('foreground') or 'not measured'}."
+            )
             sub_text = (
                 f"Sufficient input subsets (probability >= {fmt(sub.get('threshold'))}): median "
                 f"{fmt(sub.get('median_share'), 3)} of the pixels on {sub.get('n_confident')} of "
                 f"{sub.get('n')} images (the others are less confident on the full image); "
                 f"re-evaluated subsets all sufficient: {all(sub.get('sufficient') or [False])}."
+                + where
             )
         grid = section.get("grid")
         return {
@@ -921,3 +929,39 @@ def _cls(classes: list[str], i: Any) -> str:
 
 
 SUITE = ExplanationsSuite()
+
+
+def _foreground_split(x: torch.Tensor, subsets: torch.Tensor) -> dict[str, Any]:
+    """Where the sufficient subsets lie: the share of each subset's pixels on the object.
+
+    Masks are estimated with :func:`robustcv.probes.estimate_masks` when the images have a
+    uniform background (:func:`robustcv.probes.uniform_background`); otherwise the split is
+    skipped and the reason is stored under ``foreground``.
+    """
+    from robustcv.probes import estimate_masks, uniform_background
+
+    if subsets.numel() == 0:
+        return {"foreground": "skipped: no subsets", "inside_foreground": []}
+    ok, share = uniform_background(x)
+    if not ok:
+        return {
+            "foreground": f"skipped: only {share:.0%} of the images have a uniform background, "
+            "so no object masks can be estimated",
+            "inside_foreground": [],
+        }
+    fg = estimate_masks(x).to(subsets.device)
+    sizes = subsets.flatten(1).sum(1)
+    inside = (subsets & fg).flatten(1).sum(1)
+    values = [
+        float(i) / float(n) if int(n) > 0 else float("nan")
+        for i, n in zip(inside.tolist(), sizes.tolist(), strict=True)
+    ]
+    finite = sorted(v for v in values if v == v)
+    median = finite[len(finite) // 2] if len(finite) % 2 else None
+    if finite and median is None:
+        median = 0.5 * (finite[len(finite) // 2 - 1] + finite[len(finite) // 2])
+    return {
+        "foreground": "estimated (robustcv.probes: largest component after threshold and closing)",
+        "inside_foreground": [None if v != v else v for v in values],
+        "median_inside_foreground": median,
+    }
