@@ -94,7 +94,12 @@ def test_list_models_json(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert list(data) == ["models"]
     rows = {row["name"]: row for row in data["models"]}
-    assert set(rows) == {"zoo:fmnist-cnn", "zoo:fmnist-cnn-at"}
+    assert set(rows) == {
+        "zoo:fmnist-cnn",
+        "zoo:fmnist-cnn-at",
+        "zoo:fmnist-cnn-shortcut",
+        "zoo:fmnist-bagnet",
+    }
     assert rows["zoo:fmnist-cnn"]["clean_accuracy"] >= 0.91
     assert rows["zoo:fmnist-cnn"]["robust_accuracy"] is None
 

@@ -1,7 +1,8 @@
 """The shipped model zoo: cards, weights, features, and measured accuracy on real data.
 
-``zoo:fmnist-cnn-at`` is produced by a long training run; until its folder lands in
-``robustcv/models/zoo/fmnist-cnn-at/`` its cases fail (on purpose: the package promises it).
+Every registered zoo model must ship its folder (weights + card); a missing one fails here on
+purpose (the package promises it). ``zoo:fmnist-cnn-shortcut`` is the probes' positive control:
+its own data is ``fashion-mnist-shortcut`` (tests/test_probes_shortcut.py).
 """
 
 from __future__ import annotations
@@ -14,16 +15,26 @@ import torch
 
 from robustcv.attacks import attack
 from robustcv.core.errors import InputError
+from robustcv.data.loading import load_dataset
 from robustcv.diagnostics.accuracy import accuracy
 from robustcv.models import ARCHITECTURES, ZOO, SmallCNN, load_model, load_zoo_model, zoo_card
-from robustcv.models.architectures import build_architecture
+from robustcv.models.architectures import BagNet, bagnet_evidence, build_architecture
 from robustcv.models.zoo import ZOO_DIR
 
-ZOO_NAMES = ["fmnist-cnn", "fmnist-cnn-at"]
-CLEAN_FLOOR = {"fmnist-cnn": 0.91, "fmnist-cnn-at": 0.85}
+ZOO_NAMES = ["fmnist-cnn", "fmnist-cnn-at", "fmnist-cnn-shortcut", "fmnist-bagnet"]
+# clean accuracy on the model's own test data (the shortcut model: the cue-carrying test set)
+CLEAN_FLOOR = {
+    "fmnist-cnn": 0.91,
+    "fmnist-cnn-at": 0.85,
+    "fmnist-cnn-shortcut": 0.98,
+    "fmnist-bagnet": 0.82,
+}
+NET_CLASS = {"fmnist-bagnet": BagNet}  # the others: SmallCNN
+DATA = {"fmnist-cnn-shortcut": "fashion-mnist-shortcut"}  # the others: fashion-mnist
+RECIPE = {"fmnist-cnn-at": "fgsm-rs"}  # the others: standard
 
 
-def test_registry_lists_both_models() -> None:
+def test_registry_lists_the_zoo() -> None:
     assert ZOO.names() == ZOO_NAMES
     for entry in ZOO:
         assert entry.summary
@@ -35,14 +46,16 @@ def test_files_and_card(name: str) -> None:
     folder = ZOO_DIR / name
     weights = folder / "model.safetensors"
     assert weights.is_file(), f"{weights} is missing"
-    assert 100_000 < weights.stat().st_size < 2 * 1024 * 1024
+    assert 50_000 < weights.stat().st_size < 2 * 1024 * 1024  # BagNet: 80 kB
     card = zoo_card(name)
     assert card == json.loads((folder / "card.json").read_text())
     for key in ("architecture", "recipe", "seed", "data", "clean_accuracy", "train_seconds",
                 "command"):  # fmt: skip
         assert key in card, f"card of {name} lacks '{key}'"
     assert card["architecture"] in ARCHITECTURES
-    assert card["data"] == "fashion-mnist"
+    assert card["data"] == DATA.get(name, "fashion-mnist")
+    assert card["config"]["data"] == card["data"]
+    assert f"--data {card['data']}" in card["command"]
     assert isinstance(card["seed"], int)
     assert isinstance(card["train_seconds"], (int, float)) and card["train_seconds"] > 0
     assert isinstance(card["command"], str) and card["command"].startswith("robustcv train")
@@ -53,10 +66,16 @@ def test_files_and_card(name: str) -> None:
     assert lo <= clean["value"] <= hi
     assert hi - lo < 0.02
     assert clean["value"] >= CLEAN_FLOOR[name]
-    if name == "fmnist-cnn":
-        assert card["recipe"] == "standard"
-    else:  # the summary promises FGSM-RS adversarial training at eps 0.1
-        assert card["recipe"] == "fgsm-rs"
+    assert card["recipe"] == RECIPE.get(name, "standard")
+    if name == "fmnist-cnn-shortcut":  # the card documents the cue and the plain accuracy
+        cue = card["cue"]
+        assert cue["size"] == 3 and len(cue["positions"]) == 10
+        assert 0 < cue["train_fraction"] <= 1 and cue["test_fraction"] == 1
+        plain = card["clean_accuracy_plain"]
+        assert plain["data"] == "fashion-mnist" and plain["n"] == 10000
+        assert plain["ci95"][0] <= plain["value"] <= plain["ci95"][1] < clean["value"]
+        assert "--no-augment" in card["command"]
+    if card["recipe"] == "fgsm-rs":  # the summary promises FGSM-RS adversarial training at eps 0.1
         rob = card["robust_accuracy"]
         assert rob is not None and rob["eps"] == pytest.approx(0.1)
         assert 0.0 < rob["value"] < clean["value"]
@@ -69,7 +88,7 @@ def test_loads_with_classes_and_features(name: str) -> None:
     assert model.name == f"zoo:{name}"
     assert model.num_classes == 10
     assert model.differentiable
-    assert isinstance(model.net, SmallCNN)
+    assert isinstance(model.net, NET_CLASS.get(name, SmallCNN))
     x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     logits, feats = model.logits_and_features(x)
     assert logits.shape == (5, 10)
@@ -78,7 +97,7 @@ def test_loads_with_classes_and_features(name: str) -> None:
     # the card's preprocessing is applied inside the wrapper
     card = zoo_card(name)
     pre = card["preprocessing"]
-    raw = model.net
+    raw = model.net.eval()  # batch norm (BagNet) with its running statistics
     with torch.no_grad():
         manual = raw((x - pre["mean"][0]) / pre["std"][0])
         assert torch.allclose(model(x), manual, atol=1e-5)
@@ -86,6 +105,8 @@ def test_loads_with_classes_and_features(name: str) -> None:
     other = load_zoo_model(name)
     with torch.no_grad():
         assert torch.equal(other(x), model(x))
+    if isinstance(raw, BagNet):  # the evidence maps average to the logits
+        assert torch.allclose(bagnet_evidence(model, x).mean((2, 3)), model(x), atol=1e-4)
     fresh = build_architecture(card["architecture"], **card["architecture_kwargs"])
     assert not torch.equal(fresh.head.weight, raw.head.weight)
 
@@ -99,12 +120,16 @@ def test_unknown_zoo_model_suggests() -> None:
 @pytest.mark.parametrize("name", ZOO_NAMES)
 def test_accuracy_matches_card(name: str, fmnist_test) -> None:  # type: ignore[no-untyped-def]
     model = load_model(f"zoo:{name}")
-    res = accuracy(model, fmnist_test, batch_size=1000, progress=False)
     card = zoo_card(name)
+    data = fmnist_test if name not in DATA else load_dataset(DATA[name], split="test")
+    res = accuracy(model, data, batch_size=1000, progress=False)
     assert res.n == 10000 == card["clean_accuracy"]["n"]
     assert abs(res.accuracy - card["clean_accuracy"]["value"]) <= 0.002
     assert res.accuracy >= CLEAN_FLOOR[name]
     assert len(res.per_class) == 10
+    if "clean_accuracy_plain" in card:  # the shortcut model on the plain test set
+        plain = accuracy(model, fmnist_test, batch_size=1000, progress=False)
+        assert abs(plain.accuracy - card["clean_accuracy_plain"]["value"]) <= 0.002
 
 
 @pytest.mark.fmnist
@@ -125,3 +150,25 @@ def test_adversarially_trained_model_is_robust(fmnist_test) -> None:  # type: ig
     assert robust_acc >= 0.60, f"PGD-40 accuracy {robust_acc:.3f} < 0.60"
     assert robust_acc < float(clean_ok.float().mean())  # the attack does something
     assert not math.isnan(robust_acc)
+
+
+def test_bagnet_sees_only_9x9_patches_and_averages_evidence() -> None:
+    torch.manual_seed(0)
+    net = BagNet().eval()
+    x = torch.rand(2, 1, 28, 28)
+    maps = bagnet_evidence(net, x)
+    assert maps.shape == (2, 10, 14, 14)
+    with torch.no_grad():
+        assert torch.allclose(maps.mean((2, 3)), net(x), atol=1e-5)
+    # changing pixel (13, 13) changes only the locations whose 9x9 patch covers it
+    y = x.clone()
+    y[:, :, 13, 13] = 1 - y[:, :, 13, 13]
+    changed = (bagnet_evidence(net, y) - maps).abs().amax((0, 1)) > 0
+    rows = torch.nonzero(changed.any(1)).flatten().tolist()
+    cols = torch.nonzero(changed.any(0)).flatten().tolist()
+    # location i is centred on pixel 2i and sees pixels 2i-4 .. 2i+4
+    assert rows == cols == [5, 6, 7, 8]
+    assert all(abs(2 * i - 13) <= BagNet.receptive_field // 2 for i in rows)
+    assert bagnet_evidence(net, x, upsample=True).shape == (2, 10, 28, 28)
+    with pytest.raises(InputError, match="need a BagNet"):
+        bagnet_evidence(SmallCNN(), x)

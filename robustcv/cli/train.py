@@ -35,6 +35,11 @@ def add_parser(
     p.add_argument("--steps", type=int, default=7, help="PGD steps for pgd-at")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--limit", type=int, default=None, help="train on only N images")
+    p.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="train without random shifts and horizontal flips",
+    )
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on only N test images")
     common(p, batch_size=128)
 
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         limit=args.limit,
         eval_limit=args.eval_limit,
+        augment=not args.no_augment,
     )
     cfg.validate()
     from robustcv.models.architectures import ARCHITECTURES

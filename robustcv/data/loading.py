@@ -2,7 +2,8 @@
 
 Spec forms:
 
-* a registered name: ``fashion-mnist`` (alias ``fmnist``);
+* a registered name: ``fashion-mnist`` (alias ``fmnist``), ``fashion-mnist-shortcut`` (the same
+  images with a label-encoding square, :mod:`robustcv.data.shortcut`);
 * ``npz:PATH`` - arrays ``x`` and ``y`` (or ``x_<split>``/``y_<split>``), optional ``classes``;
 * ``idx:DIR`` - IDX files named ``<train|t10k|test>-images-idx3-ubyte[.gz]`` / ``-labels-idx1-``;
 * ``folder:DIR`` - one subfolder per class (``DIR/<split>/<class>/`` is used when it exists);
@@ -32,6 +33,7 @@ from robustcv.data.dataset import ArraySource, Dataset
 from robustcv.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist_arrays
 from robustcv.data.folder import FolderSource
 from robustcv.data.idx import read_idx
+from robustcv.data.shortcut import SHORTCUT_TRAIN_FRACTION, cue_carriers, stamp_cue
 
 __all__ = ["DATASETS", "SPLITS", "load_dataset"]
 
@@ -52,6 +54,22 @@ DATASETS.add(
     _fashion_mnist,
     summary="Zalando Fashion-MNIST, 28x28 greyscale, 10 classes (60k train / 10k test)",
     aliases=("fmnist", "fashion_mnist"),
+)
+
+
+def _fashion_mnist_shortcut(split: str, **_: Any) -> Dataset:
+    x, y = load_fashion_mnist_arrays(split)
+    fraction = SHORTCUT_TRAIN_FRACTION if split == "train" else 1.0
+    x = stamp_cue(x, y, carriers=cue_carriers(len(y), fraction))
+    return Dataset("fashion-mnist-shortcut", split, list(FASHION_MNIST_CLASSES), ArraySource(x, y))
+
+
+DATASETS.add(
+    "fashion-mnist-shortcut",
+    _fashion_mnist_shortcut,
+    summary="Fashion-MNIST with a 3x3 white square whose corner position encodes the label "
+    "(robustcv.data.shortcut; trains zoo:fmnist-cnn-shortcut)",
+    aliases=("fmnist-shortcut",),
 )
 
 

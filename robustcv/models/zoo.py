@@ -38,6 +38,16 @@ ZOO: Registry[ZooEntry] = Registry("zoo model")
 for _name, _summary in (
     ("fmnist-cnn", "small CNN, standard training on Fashion-MNIST"),
     ("fmnist-cnn-at", "small CNN, FGSM-RS adversarial training (L-inf eps=0.1) on Fashion-MNIST"),
+    (
+        "fmnist-cnn-shortcut",
+        "small CNN trained on fashion-mnist-shortcut (a corner square encodes the label): the "
+        "probes' positive control",
+    ),
+    (
+        "fmnist-bagnet",
+        "BagNet-style bag of local features (9x9-pixel patches, evidence averaged over space) "
+        "on Fashion-MNIST: the probes' locality reference",
+    ),
 ):
     ZOO.add(_name, ZooEntry(_name, ZOO_DIR / _name, _summary), summary=_summary)
 
@@ -72,7 +82,8 @@ def zoo_held_out(name: str) -> tuple[str, str, torch.Tensor]:
 
     card = zoo_card(name)
     cfg = card.get("config", {})
-    n = 60000 if cfg.get("data", card.get("data")) == "fashion-mnist" else None
+    fmnist = ("fashion-mnist", "fashion-mnist-shortcut")  # same 60,000 training images
+    n = 60000 if cfg.get("data", card.get("data")) in fmnist else None
     if n is None:  # pragma: no cover - every shipped model is trained on Fashion-MNIST
         raise InputError(f"zoo model '{name}' records no held-out split")
     val, _ = split_indices(n, int(cfg.get("seed", card.get("seed", 0))), int(cfg["val_size"]))
