@@ -597,3 +597,20 @@ def test_jpeg_restores_pillows_block_cache_and_file_kind_does_not_matter(
     assert Image.core.get_blocks_max() == before
     monkeypatch.setattr(digital, "_scratch_file", io.BytesIO)  # the portable path
     assert torch.equal(digital._jpeg(x, {"quality": 20.0}, FakeRNG(0)), got)
+
+
+def test_small_pixelate_batches_stay_on_one_thread() -> None:
+    """Below 2 x min_pixels one chunk (a hand-over cost more than it saved at batch 1-4)."""
+    import torch
+
+    from robustcv.corruptions.digital import _chunks
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert _chunks(3, 224, 224, pixels=1_200_000, min_pixels=400_000) == [(0, 3)]
+        assert _chunks(12, 224, 224, pixels=1_200_000, min_pixels=400_000) == [(0, 12)]
+        assert _chunks(24, 224, 224, pixels=1_200_000, min_pixels=400_000) == [(0, 12), (12, 24)]
+        assert _chunks(3, 224, 224, pixels=1_200_000) == [(0, 1), (1, 3)]  # no minimum: split
+    finally:
+        torch.set_num_threads(threads)

@@ -199,10 +199,17 @@ def _pixelate_torch(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
 # pixelate's chunks are numpy work; larger chunks there mean fewer GIL hand-overs.
 _JPEG_PIXELS = 400_000
 _PIXELATE_PIXELS = 1_200_000
+_PIXELATE_MIN_PIXELS = 400_000  # below 2x this (about 5 RGB 224x224 images) one thread
 
 
 def _chunks(
-    n_images: int, rows: int, cols: int, *, pixels: int, max_rows: int = 1 << 30
+    n_images: int,
+    rows: int,
+    cols: int,
+    *,
+    pixels: int,
+    max_rows: int = 1 << 30,
+    min_pixels: int = 0,
 ) -> list[tuple[int, int]]:
     """Split ``n_images`` into consecutive (start, stop) chunks of at most about ``pixels``.
 
@@ -214,6 +221,8 @@ def _chunks(
     per = max(1, min(pixels // max(rows * cols, 1), max_rows // max(rows, 1)))
     n = -(-n_images // per)
     threads = torch.get_num_threads()
+    if n == 1 and n_images * rows * cols < 2 * min_pixels:
+        return [(0, n_images)]  # too little work to pay for a hand-over to another thread
     if threads > 1:
         n = min(n_images, -(-n // threads) * threads)  # a multiple of the threads: none idles
     n = max(n, 1)
@@ -309,7 +318,8 @@ def _pixelate_numpy(x: torch.Tensor, lh: int, lw: int) -> torch.Tensor:
 
     # chunks of whole planes (one channel of one image): every plane is computed alone, so the
     # result does not depend on the chunking, and even a single RGB image keeps 2 threads busy
-    _run_chunks(part, _chunks(b * ch, h, w, pixels=_PIXELATE_PIXELS))
+    chunks = _chunks(b * ch, h, w, pixels=_PIXELATE_PIXELS, min_pixels=_PIXELATE_MIN_PIXELS)
+    _run_chunks(part, chunks)
     return torch.from_numpy(out)
 
 
