@@ -38,13 +38,11 @@ for every registered method.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch.nn import functional as F
-from torch.overrides import TorchFunctionMode
 
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
@@ -62,6 +60,7 @@ from robustcv.explanations._trust import (
 )
 from robustcv.explanations.base import explain
 from robustcv.explanations.gradients import quadrature
+from robustcv.explanations.guided import ReluRouting
 from robustcv.explanations.similarity import (
     center_shift,
     spearman,
@@ -87,11 +86,8 @@ __all__ = [
 ATTACKABLE = ("saliency", "input-x-gradient", "integrated-gradients", "smoothgrad")
 """Methods whose maps :func:`surrogate_maps` can differentiate (the worst-case attacks)."""
 
-_OUT_OF_PLACE: tuple[Callable[..., Any], ...] = (F.relu, torch.relu, torch.Tensor.relu)
-_IN_PLACE: tuple[Callable[..., Any], ...] = (F.relu_, torch.relu_, torch.Tensor.relu_)
 
-
-class SoftplusRelu(TorchFunctionMode):
+class SoftplusRelu(ReluRouting):
     """Inside the block every relu call computes ``softplus(beta * x) / beta`` instead.
 
     Only calls made while gradients are enabled are routed (the label checks run the real
@@ -114,26 +110,9 @@ class SoftplusRelu(TorchFunctionMode):
     def __init__(self, beta: float = 10.0) -> None:
         super().__init__()
         self.beta = check_positive(beta, "beta")
-        self.calls = 0
 
-    def __torch_function__(
-        self,
-        func: Callable[..., Any],
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        kwargs = kwargs or {}
-        inplace_variant = func in _IN_PLACE
-        if (not inplace_variant and func not in _OUT_OF_PLACE) or not torch.is_grad_enabled():
-            return func(*args, **kwargs)
-        x = args[0] if args else kwargs.get("input", kwargs.get("self"))
-        if not isinstance(x, torch.Tensor):
-            return func(*args, **kwargs)
-        inplace = inplace_variant or (
-            func is F.relu and bool(args[1] if len(args) > 1 else kwargs.get("inplace", False))
-        )
-        self.calls += 1
+    def route(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
+        """``softplus(beta x) / beta``; written into ``x`` when the relu was in place."""
         out = F.softplus(x.clone() if inplace else x, beta=self.beta)
         if inplace:
             x.copy_(out)

@@ -96,7 +96,44 @@ _OUT_OF_PLACE: tuple[Callable[..., Any], ...] = (F.relu, torch.relu, torch.Tenso
 _IN_PLACE: tuple[Callable[..., Any], ...] = (F.relu_, torch.relu_, torch.Tensor.relu_)
 
 
-class ReluRule(TorchFunctionMode):
+class ReluRouting(TorchFunctionMode):
+    """Base of the modes that replace every relu call made while gradients are enabled.
+
+    Routed: ``F.relu``, ``torch.relu``, ``Tensor.relu`` and their in-place forms
+    (``nn.ReLU`` modules call ``F.relu``, so modules and functional relu are handled alike).
+    Subclasses implement :meth:`route`; ``calls`` counts the calls routed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def route(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
+        """The replacement of ``relu(x)``; when ``inplace`` it must write into ``x``."""
+        raise NotImplementedError
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        inplace_variant = func in _IN_PLACE
+        if (not inplace_variant and func not in _OUT_OF_PLACE) or not torch.is_grad_enabled():
+            return func(*args, **kwargs)
+        x = args[0] if args else kwargs.get("input", kwargs.get("self"))
+        if not isinstance(x, torch.Tensor):
+            return func(*args, **kwargs)
+        inplace = inplace_variant or (
+            func is F.relu and bool(args[1] if len(args) > 1 else kwargs.get("inplace", False))
+        )
+        self.calls += 1
+        return self.route(x, inplace)
+
+
+class ReluRule(ReluRouting):
     """Route every relu call in the block through the guided or deconvolution rule.
 
     Args:
@@ -119,26 +156,9 @@ class ReluRule(TorchFunctionMode):
         guided = rule == "guided"
         self._plain = _GuidedRelu if guided else _DeconvRelu
         self._inplace = _GuidedReluInplace if guided else _DeconvReluInplace
-        self.calls = 0
 
-    def __torch_function__(
-        self,
-        func: Callable[..., Any],
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        kwargs = kwargs or {}
-        inplace_variant = func in _IN_PLACE
-        if (not inplace_variant and func not in _OUT_OF_PLACE) or not torch.is_grad_enabled():
-            return func(*args, **kwargs)
-        x = args[0] if args else kwargs.get("input", kwargs.get("self"))
-        if not isinstance(x, torch.Tensor):
-            return func(*args, **kwargs)
-        inplace = inplace_variant or (
-            func is F.relu and bool(args[1] if len(args) > 1 else kwargs.get("inplace", False))
-        )
-        self.calls += 1
+    def route(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
+        """The guided/deconvolution relu of ``x`` (written into ``x`` when ``inplace``)."""
         return self._inplace.apply(x) if inplace else self._plain.apply(x)
 
 
