@@ -13,7 +13,14 @@ from robustcv.attacks import gradient as _gradient  # noqa: F401  (registers fgs
 from robustcv.attacks import hsj as _hsj  # noqa: F401  (registers hsj)
 from robustcv.attacks import noise as _noise  # noqa: F401  (registers noise baselines)
 from robustcv.attacks import square as _square  # noqa: F401  (registers square)
-from robustcv.attacks.base import ATTACKS, AttackContext, AttackResult, AttackSpec, attack
+from robustcv.attacks.base import (
+    ATTACKS,
+    AttackContext,
+    AttackResult,
+    AttackSpec,
+    attack,
+    perturb,
+)
 from robustcv.attacks.ensemble import DEFAULT_ENSEMBLE, RobustAccuracyResult, robust_accuracy
 from robustcv.attacks.rescale import clipping_aware_rescale, rescale_to_norm
 from robustcv.attacks.threat import L0, L1, L2, Linf, ThreatModel, get_threat
@@ -33,6 +40,7 @@ __all__ = [
     "attack",
     "clipping_aware_rescale",
     "get_threat",
+    "perturb",
     "rescale_to_norm",
     "robust_accuracy",
 ]

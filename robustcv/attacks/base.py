@@ -39,6 +39,7 @@ __all__ = [
     "check_params",
     "content_keys",
     "per_sample_generators",
+    "perturb",
 ]
 
 AttackKind = Literal["gradient", "score", "decision", "noise"]
@@ -406,6 +407,51 @@ def attack(
         failures=failures,
         x_adv=x_adv.cpu(),
     )
+
+
+def perturb(
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    name: str,
+    *,
+    eps: float,
+    norm: str = "linf",
+    seed: int = 0,
+    **params: Any,
+) -> torch.Tensor:
+    """Adversarial inputs for training: a fixed-budget attack without the runner's evaluation.
+
+    The same registered attack, hyperparameter checks and seeding as :func:`attack`, and the
+    output is still repaired, clipped to [0, 1] and re-projected into the eps-ball; what is
+    skipped are the runner's two extra forward passes (clean and final evaluation) and its
+    bookkeeping, which training does not use. Never use it to *measure* robustness: only
+    :func:`attack` decides success. Inputs are trusted to be valid (the training loop's own
+    batches); the model is not checked against them.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> m = Model(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)))
+        >>> x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+        >>> xa = perturb(m, x, y, "pgd", eps=0.1, steps=3)
+        >>> bool((xa - x).abs().max() <= 0.1 + 1e-6) and torch.equal(
+        ...     xa, attack(m, x, y, "pgd", eps=0.1, steps=3).x_adv)
+        True
+    """
+    spec = ATTACKS.get(check_attack_name(name))
+    if spec.minimum_norm or spec.kind != "gradient":
+        raise InputError(f"perturb runs fixed-budget gradient attacks (pgd, fgsm), not '{name}'")
+    check_seed(seed)
+    threat = get_threat(norm)
+    merged = check_params(spec, params, num_classes=model._num_classes)
+    x_in = x.detach().to(model.device)
+    eps_t = torch.full((x.shape[0],), check_eps_value(eps), device=model.device)
+    ctx = AttackContext(model, threat, eps_t, None, seed, content_keys(x_in))
+    x_adv = spec.fn(ctx, x_in.clone(), y.to(model.device), **merged).detach()
+    bad = ~torch.isfinite(x_adv).flatten(1).all(1)
+    x_adv = torch.where(bad[:, None, None, None], x_in, x_adv).clamp(0.0, 1.0)
+    return threat.project(x_in, x_adv, eps_t)
 
 
 def register_attack(spec: AttackSpec) -> AttackSpec:

@@ -20,17 +20,24 @@ from robustcv.core.errors import InputError
 
 __all__ = ["attack_loss", "fgsm", "pgd", "random_starts"]
 
-_LOSSES = ("ce", "margin")
+_LOSSES = ("ce", "margin", "kl")
 
 
 def attack_loss(
-    logits: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None, loss: str
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    targets: torch.Tensor | None,
+    loss: str,
+    reference: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-sample loss the attack *maximises*.
 
     ``ce``: cross-entropy of the true class (untargeted) or minus that of the target.
     ``margin``: max other logit minus the true logit (untargeted), or target logit minus the
     best other logit (targeted), as in Carlini & Wagner.
+    ``kl``: KL(p_ref || p(x_adv)), the divergence of the prediction from ``reference`` (the
+    log-probabilities at the clean images): the inner maximisation of TRADES (Zhang et al.
+    2019). Labels and targets are ignored.
 
     Example:
         >>> logits = torch.tensor([[2.0, 0.0, 1.0]])
@@ -41,6 +48,11 @@ def attack_loss(
         if targets is None:
             return F.cross_entropy(logits, y, reduction="none")
         return -F.cross_entropy(logits, targets, reduction="none")
+    if loss == "kl":
+        if reference is None:
+            raise InputError("loss 'kl' needs the clean log-probabilities as reference")
+        logp = F.log_softmax(logits, dim=1)
+        return (reference.exp() * (reference - logp)).sum(1)
     if loss == "margin":
         ref = y if targets is None else targets
         own = logits.gather(1, ref[:, None]).squeeze(1)
@@ -66,15 +78,26 @@ def random_starts(
 
 
 def _grad(
-    ctx: AttackContext, xa: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None, loss: str
+    ctx: AttackContext,
+    xa: torch.Tensor,
+    y: torch.Tensor,
+    targets: torch.Tensor | None,
+    loss: str,
+    reference: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(logits, per-sample loss, input gradient of the summed loss) at ``xa``."""
     xr = xa.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = ctx.model.logits(xr, validate=False)
-        values = attack_loss(logits, y, targets, loss)
+        values = attack_loss(logits, y, targets, loss, reference)
         (grad,) = torch.autograd.grad(values.sum(), xr)
     return logits.detach(), values.detach(), grad
+
+
+def _clean_log_probs(ctx: AttackContext, x: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities at the clean images (the reference of the ``kl`` loss)."""
+    with torch.no_grad():
+        return F.log_softmax(ctx.model.logits(x, validate=False), dim=1)
 
 
 def fgsm(
@@ -97,7 +120,7 @@ def fgsm(
         ctx: the attack context (threat model, per-sample eps, targets, seed).
         x: images.
         y: labels.
-        loss: ``"ce"`` or ``"margin"``.
+        loss: ``"ce"``, ``"margin"`` or ``"kl"`` (see :func:`attack_loss`).
         random_start: take the step from a random point of the ball (seeded per sample, like
             PGD's start) instead of from ``x``.
         rel_step: step length as a fraction of eps (default 1: one step of length eps).
@@ -105,10 +128,13 @@ def fgsm(
     assert ctx.eps is not None
     if isinstance(rel_step, bool) or not isinstance(rel_step, (int, float)) or not rel_step > 0:
         raise InputError(f"rel_step must be a number > 0, got {rel_step!r}")
+    if loss not in _LOSSES:
+        raise InputError(f"unknown loss '{loss}'; use one of {', '.join(_LOSSES)}")
     tg = ctx.targets
     rows = torch.arange(x.shape[0], device=x.device)
+    ref = _clean_log_probs(ctx, x) if loss == "kl" else None
     x0 = random_starts(ctx, x, rows, "fgsm") if random_start else x
-    _, _, grad = _grad(ctx, x0, y, tg, loss)
+    _, _, grad = _grad(ctx, x0, y, tg, loss, ref)
     step = (rel_step * ctx.eps).view(-1, 1, 1, 1) * ctx.threat.steepest(grad)
     return ctx.threat.project(x, (x0 + step).clamp(0, 1), ctx.eps)
 
@@ -135,7 +161,9 @@ def pgd(
         rel_step: step size as a fraction of eps (default ``2.5 / steps``, at least 0.01).
         restarts: random restarts; later restarts only run on samples still robust.
         random_start: start from a random point in the ball (the first restart included).
-        loss: ``"ce"`` or ``"margin"``.
+        loss: ``"ce"``, ``"margin"`` or ``"kl"``. With ``"kl"`` (TRADES' inner maximisation)
+            a misclassified iterate is not a success: every sample runs all steps and the
+            result is the last iterate, as in TRADES (``early_stop`` has no effect).
         early_stop: stop working on a sample once it is adversarial (off: run all steps, for
             cost benchmarks).
     """
@@ -150,6 +178,8 @@ def pgd(
     best_loss = torch.full((n,), float("-inf"), device=x.device)
     done = torch.zeros(n, dtype=torch.bool, device=x.device)
     targets = ctx.targets
+    divergence = loss == "kl"
+    ref_all = _clean_log_probs(ctx, x) if divergence else None
 
     for restart in range(restarts):
         idx = torch.nonzero(~done).flatten()
@@ -160,16 +190,22 @@ def pgd(
         for step in range(steps + 1):
             yi = y[idx]
             ti = None if targets is None else targets[idx]
+            ri = None if ref_all is None else ref_all[idx]
             last = step == steps
+            if last and divergence:  # TRADES: the last iterate, without another forward pass
+                best[idx] = xa
+                break
             if last:
                 with torch.no_grad():
                     logits = ctx.model.logits(xa, validate=False)
-                    values = attack_loss(logits, yi, ti, loss)
+                    values = attack_loss(logits, yi, ti, loss, ri)
                 grad = None
             else:
-                logits, values, grad = _grad(ctx, xa, yi, ti, loss)
+                logits, values, grad = _grad(ctx, xa, yi, ti, loss, ri)
             pred = logits.argmax(1)
             adv = pred != yi if ti is None else pred == ti
+            if divergence:  # no success before the last iterate, whatever the prediction
+                adv = torch.zeros_like(adv)
             # record: first success wins; otherwise keep the highest-loss iterate
             new_adv = adv & ~done[idx]
             better = ~done[idx] & ~adv & (values > best_loss[idx])

@@ -86,6 +86,24 @@ def _attacks() -> list[dict[str, Any]]:
     ]
 
 
+def _recipe_row(name: str, recipe: Any) -> dict[str, Any]:
+    """A recipe's name, summary and hyperparameters with their defaults."""
+    import dataclasses
+
+    params = {f.name: f.default for f in dataclasses.fields(recipe.config_class)}
+    text = ", ".join(
+        f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in params.items()
+    )
+    return {
+        "name": name,
+        "summary": recipe.summary,
+        "parameters": params,
+        "parameters_text": text or "-",
+        "default_epochs": recipe.default_epochs,
+        "adversarial": recipe.adversarial,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``robustcv list``; returns the exit code."""
     from robustcv.cli.corrupt import corruption_rows, corruption_text
@@ -105,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         elif section == "attacks":
             payload[section] = _attacks()
         elif section == "recipes":
-            payload[section] = [{"name": e.name, "summary": e.summary} for e in RECIPES]
+            payload[section] = [_recipe_row(e.name, e.obj) for e in RECIPES]
         elif section == "architectures":
             payload[section] = [{"name": e.name, "summary": e.summary} for e in ARCHITECTURES]
         elif section == "methods":
@@ -133,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
             )
         elif section == "corruptions":
             body = corruption_text(rows)
+        elif section == "recipes":
+            body = table(
+                [[r["name"], r["parameters_text"], r["summary"]] for r in rows],
+                ["recipe", "parameters (defaults)", "summary"],
+            )
         else:
             body = table([[r["name"], r["summary"]] for r in rows], [section[:-1], "summary"])
         parts.append(f"{section}:\n{body}")

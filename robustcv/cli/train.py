@@ -41,11 +41,25 @@ def add_parser(
         help="train without random shifts and horizontal flips",
     )
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on only N test images")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a recipe hyperparameter, e.g. beta=6 (trades), sigma=0.1 (gaussian), "
+        "corruption=fog (distortion); repeatable; see docs/training.md",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore a checkpoint in --out and train from scratch (default: continue it)",
+    )
     common(p, batch_size=128)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``robustcv train``; returns the exit code."""
+    from robustcv.cli.explain import parse_param
     from robustcv.training.loop import TrainConfig, train
 
     cfg = TrainConfig(
@@ -61,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         eval_limit=args.eval_limit,
         augment=not args.no_augment,
+        params=dict(parse_param(item) for item in args.param),
     )
     cfg.validate()
     from robustcv.models.architectures import ARCHITECTURES
@@ -72,7 +87,14 @@ def run(args: argparse.Namespace) -> int:
     output_dir(args.out, "--out")
     argv = getattr(args, "cli_argv", sys.argv[1:])
     command = "robustcv " + shlex.join(argv) if argv[:1] == ["train"] else None
-    _, res = train(cfg, out=args.out, progress=not args.quiet, device=args.device, command=command)
+    _, res = train(
+        cfg,
+        out=args.out,
+        progress=not args.quiet,
+        device=args.device,
+        command=command,
+        resume=not args.restart,
+    )
     rob = (
         ""
         if res.test_robust_accuracy is None

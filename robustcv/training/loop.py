@@ -17,6 +17,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,13 @@ from robustcv.core.seeding import check_seed, derive_seed, make_generator
 from robustcv.core.stats import binomial_ci
 from robustcv.data.loading import load_dataset
 from robustcv.models.architectures import build_architecture
-from robustcv.training.recipes import RECIPES, RecipeParams
+from robustcv.training.recipes import (
+    RECIPES,
+    RecipeParams,
+    TrainStep,
+    build_recipe_config,
+    forward_with_features,
+)
 
 __all__ = ["DATA_STATS", "TrainConfig", "TrainResult", "augment_batch", "train"]
 
@@ -54,7 +61,7 @@ class TrainConfig:
     """Everything that determines a training run (the model card records it verbatim).
 
     Attributes:
-        recipe: a name from ``RECIPES`` (standard, fgsm-rs, pgd-at).
+        recipe: a name from ``RECIPES`` (``robustcv list recipes``).
         arch: a name from ``ARCHITECTURES``.
         data: a dataset spec with a ``train`` split.
         epochs: passes over the training set (None: the recipe's default).
@@ -71,6 +78,9 @@ class TrainConfig:
         eval_limit: test images for the final clean and robust evaluation (None: all).
         co_drop: catastrophic overfitting is declared when held-out PGD accuracy falls below
             ``co_drop`` times its best value.
+        params: the recipe's hyperparameters (``robustcv list recipes`` and docs/training.md
+            name them), e.g. ``{"beta": 6.0}`` for trades; eps, alpha and steps are the fields
+            above.
     """
 
     recipe: str = "standard"
@@ -89,11 +99,14 @@ class TrainConfig:
     limit: int | None = None
     eval_limit: int | None = None
     co_drop: float = 0.5
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """Raise :class:`InputError` for impossible settings."""
+        """Raise :class:`InputError` for impossible settings (recipe parameters included)."""
         RECIPES.canonical(self.recipe)
         check_seed(self.seed)
+        if not isinstance(self.params, Mapping) or not all(isinstance(k, str) for k in self.params):
+            raise InputError(f"params must map names to values, got {self.params!r}")
         checks = [
             (self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -112,6 +125,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise InputError(message)
+        _recipe_config(self)
 
 
 @dataclass
@@ -228,6 +242,56 @@ def split_indices(n: int, seed: int, val_size: int) -> tuple[torch.Tensor, torch
     return torch.from_numpy(order[:val_size]), torch.from_numpy(order[val_size:])
 
 
+def _recipe_config(config: TrainConfig) -> Any:
+    """The recipe's hyperparameters: ``config.params`` plus eps/alpha/steps where it has them."""
+    recipe = RECIPES.get(config.recipe)
+    params = dict(config.params)
+    shared = {"eps": config.eps, "alpha": config.alpha, "steps": config.steps}
+    clash = sorted(set(params) & set(shared))
+    if clash:
+        raise InputError(
+            f"pass {', '.join(clash)} with --{clash[0]} (TrainConfig.{clash[0]}), not as a "
+            "recipe parameter"
+        )
+    if issubclass(recipe.config_class, RecipeParams):  # the threat-model recipes
+        params.update(shared)
+    return build_recipe_config(recipe, params)
+
+
+_CHECKPOINT = "checkpoint.pt"
+
+
+def _config_key(config: TrainConfig) -> str:
+    return json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+
+
+def _load_checkpoint(folder: Path | None, config: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint of this exact run in ``folder`` (None when there is none)."""
+    if folder is None or not (folder / _CHECKPOINT).is_file():
+        return None
+    path = folder / _CHECKPOINT
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a torn or foreign file
+        raise InputError(
+            f"{path} is not a readable robustcv checkpoint ({err}); delete it to start over"
+        ) from err
+    if state.get("config") != _config_key(config):
+        raise InputError(
+            f"{path} belongs to a different training run (other settings); use another --out "
+            "folder or delete the checkpoint to start over"
+        )
+    return state
+
+
+def _save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
+    """Write the checkpoint atomically (a kill mid-write leaves the previous one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (_CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(folder / _CHECKPOINT)
+
+
 def train(
     config: TrainConfig,
     *,
@@ -235,15 +299,24 @@ def train(
     progress: bool = True,
     device: str | torch.device | None = None,
     command: str | None = None,
+    resume: bool = True,
 ) -> tuple[Model, TrainResult]:
     """Train a model with a recipe and (optionally) write its weights and model card.
 
+    With ``out``, a checkpoint (``out/checkpoint.pt``: weights, heads, optimiser, schedule,
+    generators, history) is written after every epoch; running the same configuration again
+    into the same folder continues from it and ends with the same weights as an uninterrupted
+    run (same seed, same device and threads). The checkpoint is removed once the card is
+    written.
+
     Args:
         config: the run's settings.
-        out: folder for ``model.safetensors`` and ``card.json`` (None: write nothing).
-        progress: show progress bars.
+        out: folder for ``model.safetensors``, ``card.json`` and the checkpoint (None: write
+            nothing).
+        progress: show progress bars (loss and accuracy per step).
         device: where to train (default CPU).
         command: the command line recorded in the card (default: the equivalent CLI call).
+        resume: continue from ``out/checkpoint.pt`` when it holds this run (False: start over).
 
     Returns:
         ``(model, result)``: the trained network wrapped in a :class:`Model`, and the
@@ -260,8 +333,16 @@ def train(
     if config.epochs is None:
         config = dataclasses.replace(config, epochs=recipe.default_epochs)
     epochs = int(config.epochs or recipe.default_epochs)
-    params = RecipeParams(eps=config.eps, alpha=config.alpha, steps=config.steps)
+    rcfg = _recipe_config(config)
+    pretrain = int(getattr(rcfg, "pretrain_epochs", 0))
+    if pretrain >= epochs:
+        raise InputError(
+            f"recipe '{config.recipe}' pretrains for {pretrain} epochs but the run has {epochs}; "
+            f"pass --epochs > {pretrain} or --param pretrain_epochs=N with N < {epochs}"
+        )
     dev = torch.device(device) if device is not None else torch.device("cpu")
+    folder = Path(out) if out is not None else None
+    ckpt = _load_checkpoint(folder, config) if resume else None
 
     train_ds = load_dataset(config.data, split="train")
     test_ds = load_dataset(config.data, split="test", limit=config.eval_limit)
@@ -272,12 +353,18 @@ def train(
     x_val, y_val = x_all[val_idx], y_all[val_idx]
     x_tr, y_tr = x_all[train_idx], y_all[train_idx]
 
-    c, h = int(x_tr.shape[1]), int(x_tr.shape[2])
+    c, h, w = int(x_tr.shape[1]), int(x_tr.shape[2]), int(x_tr.shape[3])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "init"))
         arch_kwargs = {"in_channels": c, "num_classes": train_ds.num_classes, "image_size": h}
         net = build_architecture(config.arch, **arch_kwargs)
+        heads = nn.ModuleDict()
+        if recipe.heads is not None:
+            with torch.no_grad():
+                _, probe = forward_with_features(net.eval(), torch.zeros(1, c, h, w))
+            heads.update(recipe.heads(rcfg, int(probe.shape[1]), train_ds.num_classes))
     net.to(dev)
+    heads.to(dev)
     mean, std = DATA_STATS.get(train_ds.name, (None, None))
     model = Model(
         net,
@@ -290,7 +377,8 @@ def train(
     )
 
     steps_per_epoch = math.ceil(len(y_tr) / config.batch_size)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    trainable = list(net.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     total_steps = epochs * steps_per_epoch
     # OneCycleLR divides by zero when the warm-up is exactly one step (0.25 * 4 == 1)
     pct_start = 0.25 if 0.25 * total_steps != 1 else 0.5
@@ -303,13 +391,36 @@ def train(
     result = TrainResult(config=dataclasses.asdict(config))
     best_state: dict[str, torch.Tensor] | None = None
     best_score = -1.0
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    first_epoch, elapsed, stopped = 1, 0.0, False
+    if ckpt is not None:
+        net.load_state_dict(ckpt["net"])
+        heads.load_state_dict(ckpt["heads"])
+        opt.load_state_dict(ckpt["opt"])
+        sched.load_state_dict(ckpt["sched"])
+        gen.set_state(ckpt["gen"])
+        attack_gen.set_state(ckpt["attack_gen"].to(attack_gen.get_state().device))
+        result.history = json.loads(ckpt["history"])
+        result.selected_epoch = int(ckpt["selected_epoch"])
+        result.catastrophic_overfitting = bool(ckpt["co"])
+        best_state = ckpt["best_state"] or None
+        best_score = float(ckpt["best_score"])
+        first_epoch, elapsed, stopped = (
+            int(ckpt["epoch"]) + 1,
+            float(ckpt["seconds"]),
+            bool(ckpt["stopped"]),
+        )
+        if progress:
+            tqdm.write(f"resuming from {folder}/{_CHECKPOINT} after epoch {first_epoch - 1}")
+    for epoch in range(first_epoch, epochs + 1):
+        if stopped:
+            break
+        start = time.perf_counter()
         perm = torch.randperm(len(y_tr), generator=gen)
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, scored = 0.0, 0, 0, 0
+        parts: dict[str, float] = {}
         bar = tqdm(
             range(steps_per_epoch),
-            desc=f"epoch {epoch}/{epochs}",
+            desc=f"{config.recipe} epoch {epoch}/{epochs}",
             disable=not progress,
             leave=False,
         )
@@ -318,27 +429,33 @@ def train(
             xb, yb = x_tr[idx].to(dev), y_tr[idx].to(dev)
             if config.augment:
                 xb = augment_batch(xb, gen)
-            xb = recipe.make_inputs(model, xb, yb, params, attack_gen)
-            net.train()
-            logits = net(model.preprocess(xb))
-            loss = F.cross_entropy(logits, yb)
+            heads.train()
+            batch = TrainStep(model, net, heads, xb, yb, attack_gen, epoch)
+            res = recipe.step(batch, rcfg)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            res.loss.backward()
             opt.step()
             sched.step()
-            total_loss += loss.item() * len(yb)
-            correct += int((logits.argmax(1) == yb).sum())
+            total_loss += res.loss.item() * len(yb)
             seen += len(yb)
+            for key, value in res.parts.items():
+                parts[key] = parts.get(key, 0.0) + value * len(yb)
+            if res.logits is not None:
+                correct += int((res.logits.argmax(1) == yb).sum())
+                scored += len(yb)
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+                post = {"loss": f"{total_loss / seen:.3f}"}
+                if scored:
+                    post["acc"] = f"{correct / scored:.3f}"
+                bar.set_postfix(post)
         net.eval()
         row: dict[str, float] = {
             "epoch": epoch,
             "loss": total_loss / seen,
-            "train_accuracy": correct / seen,
+            "train_accuracy": correct / scored if scored else math.nan,
             "val_accuracy": _clean_correct(model, x_val, y_val) / len(y_val),
-            "seconds": time.perf_counter() - start,
         }
+        row.update({f"loss_{k}": v / seen for k, v in parts.items()})
         score = row["val_accuracy"]
         if recipe.adversarial:
             n_rob, n = _robust_accuracy(
@@ -351,24 +468,46 @@ def train(
             )
             row["val_robust_accuracy"] = n_rob / n
             score = row["val_robust_accuracy"]
-            if best_score > 0.2 and score < config.co_drop * best_score:
-                result.catastrophic_overfitting = True
-                result.history.append(row)
-                if progress:
-                    tqdm.write(
-                        f"catastrophic overfitting at epoch {epoch}: held-out PGD "
-                        f"accuracy {score:.3f} < {config.co_drop} x best {best_score:.3f};"
-                        f" restoring epoch {result.selected_epoch}"
-                    )
-                break
-        if progress:
+        elapsed += time.perf_counter() - start
+        row["seconds"] = elapsed
+        if recipe.adversarial and best_score > 0.2 and score < config.co_drop * best_score:
+            result.catastrophic_overfitting = True
+            stopped = True
+            if progress:
+                tqdm.write(
+                    f"catastrophic overfitting at epoch {epoch}: held-out PGD "
+                    f"accuracy {score:.3f} < {config.co_drop} x best {best_score:.3f};"
+                    f" restoring epoch {result.selected_epoch}"
+                )
+        elif progress:
             tqdm.write("  ".join(f"{k}={v:.4g}" for k, v in row.items()))
         result.history.append(row)
-        if not recipe.adversarial or score >= best_score:
+        if not stopped and (not recipe.adversarial or score >= best_score):
             best_score = score
             best_state = copy.deepcopy(net.state_dict())
             result.selected_epoch = epoch
-    result.train_seconds = time.perf_counter() - start
+        if folder is not None:
+            _save_checkpoint(
+                folder,
+                {
+                    "config": _config_key(config),
+                    "epoch": epoch,
+                    "net": net.state_dict(),
+                    "heads": heads.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.get_state(),
+                    "attack_gen": attack_gen.get_state().cpu(),
+                    "history": json.dumps(result.history),
+                    "selected_epoch": result.selected_epoch,
+                    "co": result.catastrophic_overfitting,
+                    "best_state": best_state or {},
+                    "best_score": best_score,
+                    "seconds": elapsed,
+                    "stopped": stopped,
+                },
+            )
+    result.train_seconds = elapsed
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
@@ -392,8 +531,9 @@ def train(
         result.test_robust_accuracy = n_rob / n
         result.test_robust_accuracy_ci = binomial_ci(n_rob, n)
 
-    if out is not None:
-        write_model_card(out, net, arch_kwargs, config, result, train_ds.name, command)
+    if folder is not None:
+        write_model_card(folder, net, arch_kwargs, config, result, train_ds.name, command)
+        (folder / _CHECKPOINT).unlink(missing_ok=True)
     return model, result
 
 
@@ -405,12 +545,17 @@ def _default_command(config: TrainConfig) -> str:
         f"--seed {config.seed}",
         f"--epochs {config.epochs}",
     ]
+    if config.arch != "small-cnn":
+        parts.insert(1, f"--arch {config.arch}")
     if not config.augment:
         parts.append("--no-augment")
-    if RECIPES.get(config.recipe).adversarial:
+    if issubclass(RECIPES.get(config.recipe).config_class, RecipeParams):
         parts.append(f"--eps {config.eps}")
-        if config.recipe == "pgd-at":
+        if config.recipe != "fgsm-rs":  # the one-step recipe ignores steps
             parts.append(f"--steps {config.steps}")
+    for key, value in sorted(config.params.items()):
+        text = ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
+        parts.append(f"--param {key}={text}")
     parts.append("--out DIR")
     return " ".join(parts)
 
@@ -440,6 +585,8 @@ def write_model_card(
         "features": "embed",
         "classes": None,
         "recipe": config.recipe,
+        "recipe_params": dataclasses.asdict(_recipe_config(config)),
+        "recipe_reference": RECIPES.get(config.recipe).reference,
         "config": dataclasses.asdict(config),
         "data": data_name,
         "seed": config.seed,
