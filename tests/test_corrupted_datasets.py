@@ -566,3 +566,32 @@ def test_published_imagenet_c(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no corruption 'snow'"):
         load_dataset(f"imagenet-c:{root}#snow/3")
     assert detect_c_format(tmp_path / "ImageNet-C" / "fog" / "3") is None
+
+
+def test_write_corrupted_on_processes_writes_the_same_bytes(tmp_path: Path) -> None:
+    """(corruption, severity, shard) units on a process pool: identical files, resumable."""
+    import numpy as np
+
+    from robustcv.corruptions.dataset import write_corrupted
+    from robustcv.data import ArraySource, Dataset
+
+    rng = np.random.default_rng(3)
+    ds = Dataset("toy", "test", ["a", "b"], ArraySource(
+        rng.integers(0, 256, (17, 20, 20), np.uint8), rng.integers(0, 2, 17)))  # fmt: skip
+    kw: dict[str, object] = {"corruptions": "shot_noise", "severities": "1,4", "progress": False}
+    for fmt in ("imagenet-c", "cifar-c"):
+        sev = "all" if fmt == "cifar-c" else "1,4"
+        write_corrupted(ds, tmp_path / f"s-{fmt}", fmt=fmt, **{**kw, "severities": sev})
+        res = write_corrupted(ds, tmp_path / f"p-{fmt}", fmt=fmt, executor="processes",
+                              workers=2, shard_size=6, **{**kw, "severities": sev})  # fmt: skip
+        assert len(res.written) == (5 if fmt == "cifar-c" else 2)
+
+        def files(root: Path) -> dict[str, bytes]:
+            return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                    if p.is_file() and p.name != "robustcv_manifest.json"}  # fmt: skip
+
+        assert files(tmp_path / f"p-{fmt}") == files(tmp_path / f"s-{fmt}")
+    with pytest.raises(InputError, match="unknown executor 'threads'"):
+        write_corrupted(ds, tmp_path / "x", executor="threads", **kw)
+    with pytest.raises(InputError, match="shard_size must be an int >= 1"):
+        write_corrupted(ds, tmp_path / "x", executor="processes", shard_size=0, **kw)

@@ -409,7 +409,7 @@ def test_bad_ray_flags_exit_2(
 
 def test_an_address_nobody_answers_fails_fast() -> None:
     pytest.importorskip("ray")
-    from robustcv.audit.ray_executor import _check_reachable
+    from robustcv.core.rayutil import check_reachable as _check_reachable
 
     begin = time.monotonic()
     with pytest.raises(InputError, match=r"no Ray cluster answers at 127\.0\.0\.1:1"):
@@ -468,3 +468,87 @@ def test_importing_robustcv_does_not_import_ray() -> None:
         "assert 'ray' not in sys.modules, 'ray imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+# ----------------------------------------------------------------------------- robustcv corrupt
+
+
+def _tree_digest(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "robustcv_manifest.json"
+    }
+
+
+def _toy_dataset(n: int = 23) -> Any:
+    import numpy as np
+
+    from robustcv.data import ArraySource, Dataset
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 20, 20), np.uint8)
+    return Dataset("toy", "test", ["a", "b", "c"], ArraySource(images, rng.integers(0, 3, n)))
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("fmt", ["imagenet-c", "cifar-c"])
+def test_corrupt_on_ray_writes_the_same_bytes_as_in_process(
+    ray_cluster: str, tmp_path: Path, fmt: str
+) -> None:
+    from robustcv.corruptions.dataset import write_corrupted
+
+    ds = _toy_dataset()
+    kw: dict[str, Any] = {"corruptions": "gaussian_noise,contrast", "fmt": fmt, "progress": False}
+    serial = write_corrupted(ds, tmp_path / "serial", **kw)
+    ray_res = write_corrupted(
+        ds, tmp_path / "ray", executor="ray", ray_address="auto", shard_size=7, **kw
+    )
+    assert sorted(ray_res.written) == sorted(serial.written) and len(serial.written) == 10
+    assert _tree_digest(tmp_path / "ray") == _tree_digest(tmp_path / "serial")
+    again = write_corrupted(ds, tmp_path / "ray", executor="ray", shard_size=7, **kw)
+    assert again.written == [] and len(again.skipped) == 10  # resumes: nothing to redo
+
+
+@pytest.mark.ray
+def test_cli_corrupt_executor_ray(
+    ray_cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    ds = _toy_dataset(12)
+    npz = tmp_path / "toy.npz"
+    np.savez(npz, x=ds.x.numpy(), y=ds.y.numpy())
+    base = ["corrupt", "--data", f"npz:{npz}", "--corruptions", "fog", "--severities", "2",
+            "--quiet"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    code = main([*base, "--out", str(tmp_path / "b"), "--executor", "ray", "--ray-address",
+                 ray_cluster, "--shard-size", "5"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert _tree_digest(tmp_path / "b") == _tree_digest(tmp_path / "a")
+
+
+def test_cli_corrupt_without_ray_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code = main(["corrupt", "--data", "npz:nope.npz", "--out", str(tmp_path / "c"),
+                 "--executor", "ray"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "pip install 'robustcv[ray]'" in err and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["--workers", "2"], "--workers needs --executor"),
+        (["--ray-address", "auto"], "--ray-address needs --executor ray"),
+        (["--executor", "processes", "--shard-size", "0"], "--shard-size must be >= 1"),
+    ],
+)
+def test_cli_corrupt_executor_flags_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], needle: str
+) -> None:
+    code = main(["corrupt", "--data", "npz:x.npz", "--out", str(tmp_path / "c"), *flags])
+    assert code == 2 and needle in capsys.readouterr().err

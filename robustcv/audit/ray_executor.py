@@ -53,12 +53,10 @@ from robustcv.audit.context import AuditContext, ContextSpec, TensorSource, buil
 from robustcv.audit.plan import Row, Unit
 from robustcv.audit.suite import Suite
 from robustcv.core.errors import InputError, RobustcvError
+from robustcv.core.rayutil import INSTALL_HINT, connect_ray, import_ray
 from robustcv.data.dataset import Dataset
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "WorkerLostError", "import_ray"]
-
-INSTALL_HINT = "pip install 'robustcv[ray]'"
-"""How to install the optional Ray extra (quoted in the error when Ray is missing)."""
 
 _START_TIMEOUT = 900.0
 """Seconds new workers may take to be placed and to load the audit before the run fails."""
@@ -86,46 +84,6 @@ class _RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return self.text
-
-
-def import_ray() -> Any:
-    """Import and return the ``ray`` module, or say how to install it.
-
-    Raises:
-        InputError: Ray is not installed (the message gives the pip command).
-
-    Example:
-        >>> import_ray().__name__  # doctest: +SKIP
-        'ray'
-    """
-    try:
-        import ray
-    except ImportError as err:
-        raise InputError(
-            f"--executor ray needs Ray, which is not installed; install it with {INSTALL_HINT} "
-            "(or use --executor processes on one machine)"
-        ) from err
-    return ray
-
-
-def _check_reachable(address: str, timeout: float = 10.0) -> None:
-    """Fail fast when nothing listens at ``HOST:PORT`` (Ray itself retries for minutes).
-
-    Raises:
-        InputError: the address does not answer within ``timeout`` seconds.
-    """
-    import socket
-
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            pass
-    except (OSError, ValueError) as err:
-        raise InputError(
-            f"no Ray cluster answers at {address} ({type(err).__name__}: {err}); check the "
-            "address (the head's GCS port, 6379 by default, or ray://HOST:10001 for Ray "
-            "Client) and that `ray start --head` runs there"
-        ) from err
 
 
 def _versions() -> dict[str, str]:
@@ -452,27 +410,8 @@ class RayExecutor:
     def _connect(self) -> None:
         ray = self._ray
         if not ray.is_initialized():
-            quiet: dict[str, Any] = {
-                "include_dashboard": False,
-                "logging_level": logging.ERROR,
-                "log_to_driver": False,
-            }
             begin = time.perf_counter()
-            if self.address not in (None, "local", "auto"):
-                _check_reachable(str(self.address))
-            try:
-                if self.address in (None, "local"):
-                    ray.init(address="local", **quiet)  # Ray counts the CPUs (cgroup-aware)
-                else:
-                    quiet.pop("include_dashboard")
-                    ray.init(address=self.address, **quiet)
-            except (ConnectionError, TimeoutError, RuntimeError, ValueError, ImportError) as err:
-                raise InputError(
-                    f"cannot connect to the Ray cluster at {self.address!r} "
-                    f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-                    "start one with `ray start --head` (or leave out --ray-address to start a "
-                    "local instance); ray:// addresses also need pip install 'ray[client]'"
-                ) from err
+            connect_ray(ray, self.address)
             self._owns_ray = True
             self.startup_seconds = time.perf_counter() - begin
         self._connected = True

@@ -5,6 +5,8 @@ Usage::
     robustcv corrupt --data SPEC --out DIR [--corruptions benchmark|held-out|all|mvh|NAME,...]
         [--severities all|1-5|1,3,5] [--format imagenet-c|cifar-c]
         [--spec auto|imagenet-c|cifar-10-c] [--limit N] [--seed S] [--force] [--quiet] [--json]
+        [--executor in-process|processes|ray] [--workers N] [--ray-address ADDR]
+        [--shard-size N]
 
 Re-running the same command resumes an interrupted run (finished units are skipped); a folder
 holding something else is refused unless ``--force`` is given. Read the result back with
@@ -88,6 +90,21 @@ def add_parser(
         action="store_true",
         help="discard what --out holds (another configuration, or not a -C dataset)",
     )
+    p.add_argument(
+        "--executor",
+        choices=["in-process", "processes", "ray"],
+        default="in-process",
+        help="run (corruption, severity, shard) units in parallel on local processes or Ray "
+        "(default in-process); the files are identical",
+    )
+    p.add_argument("--workers", type=int, default=None, help="parallel workers (--executor)")
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="--executor ray: auto (the running cluster), HOST:PORT or ray://HOST:PORT "
+        "(default: a private local instance)",
+    )
+    p.add_argument("--shard-size", type=int, default=1000, help="images per unit with --executor")
     common(p, batch_size=64)
 
 
@@ -109,6 +126,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
+    for flag, value in (("--workers", args.workers), ("--shard-size", args.shard_size)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be >= 1, got {value}")
+    if args.executor != "ray" and args.ray_address is not None:
+        raise InputError("--ray-address needs --executor ray")
+    if args.executor == "in-process" and args.workers is not None:
+        raise InputError("--workers needs --executor processes or ray")
+    if args.executor == "ray":
+        from robustcv.core.rayutil import import_ray
+
+        import_ray()  # a missing extra is a one-line message before any work
     output_dir(args.out, "--out")
     data = load_dataset(args.data, split=args.split, limit=args.limit, image_size=args.image_size)
     if len(data) == 0:
@@ -129,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             force=args.force,
             progress=not args.quiet,
+            executor=None if args.executor == "in-process" else args.executor,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            shard_size=args.shard_size,
         )
     except KeyboardInterrupt:
         print(
