@@ -12,10 +12,10 @@ from __future__ import annotations
 import difflib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 
@@ -270,6 +270,10 @@ def attack(
     norm: str = "linf",
     targets: torch.Tensor | None = None,
     seed: int = 0,
+    eot: int = 1,
+    eot_eval: int = 1,
+    eot_rule: str = "majority",
+    bpda: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> AttackResult:
     """Run a registered attack and return a checked :class:`AttackResult`.
@@ -295,6 +299,13 @@ def attack(
         norm: ``"linf"``, ``"l2"``, ``"l1"`` or ``"l0"`` (eps then counts changed coordinates).
         targets: target labels for a targeted attack (must differ from ``y``).
         seed: the attack's seed (same seed, same result).
+        eot: expectation over transformation for randomised models: every logits call of the
+            attack averages K passes (:mod:`robustcv.attacks.adaptive`); 1 is the plain attack.
+        eot_eval: the runner decides success (and clean correctness) over this many
+            evaluations (for stochastic models).
+        eot_rule: ``"majority"`` (more than half of the ``eot_eval`` evaluations) or ``"all"``.
+        bpda: ``{module name: "identity" | g}``: those modules of ``model.net`` backpropagate
+            through the identity (or ``g``) while the attack runs; forward values unchanged.
         **params: attack hyperparameters (e.g. ``steps=40``).
 
     Returns:
@@ -341,6 +352,14 @@ def attack(
             f" use one of: {', '.join(_gradient_free_names())}"
         )
     check_params(spec, params)  # cheap type checks before the model runs
+    from robustcv.attacks.adaptive import EOTModel, bpda_substitution, check_adaptive
+
+    check_adaptive(eot, eot_eval, eot_rule, bpda, model)
+    if (eot > 1 or bpda) and spec.kind != "gradient":
+        raise InputError(
+            f"eot and bpda change gradients; attack '{spec.name}' uses none (score- and "
+            "decision-based attacks already see the randomised model as it is)"
+        )
     check_model_fits(model, x, what="x")  # also tells the wrapper its number of classes
     y = check_labels(y, batch_size=int(x.shape[0]), num_classes=model._num_classes)
     if targets is not None:
@@ -355,12 +374,13 @@ def attack(
 
     x_in = x.detach().to(model.device)
     y_in = y.to(model.device)
-    ctx = AttackContext(model, threat, eps_t, targets, seed, content_keys(x_in))
+    attacked = cast(Model, EOTModel(model, eot)) if eot > 1 else model
+    ctx = AttackContext(attacked, threat, eps_t, targets, seed, content_keys(x_in))
     before = model.counts()
     start = time.perf_counter()
-    with torch.no_grad():
-        clean_logits = model.logits(x_in, validate=False)
-    x_adv = spec.fn(ctx, x_in.clone(), y_in, **merged).detach()
+    clean_wrong = _votes(model, x_in, ctx, y_in, eot_eval, eot_rule)
+    with bpda_substitution(model, bpda):
+        x_adv = spec.fn(ctx, x_in.clone(), y_in, **merged).detach()
     if x_adv.shape != x_in.shape:
         raise RuntimeError(f"attack '{spec.name}' returned shape {tuple(x_adv.shape)}")
 
@@ -373,8 +393,11 @@ def attack(
     with torch.no_grad():
         logits = model.logits(x_adv, validate=False)
     nan_rows = ~torch.isfinite(logits).all(1)
-    success = ctx.is_adversarial(logits, y_in) & ~nan_rows
-    clean_correct = ~ctx.is_adversarial(clean_logits, y_in)
+    if eot_eval > 1:
+        success = _votes(model, x_adv, ctx, y_in, eot_eval, eot_rule, first=logits) & ~nan_rows
+    else:
+        success = ctx.is_adversarial(logits, y_in) & ~nan_rows
+    clean_correct = ~clean_wrong
     for i in torch.nonzero(bad | nan_rows).flatten().tolist():
         failures[int(i)] = "non-finite adversarial input" if bool(bad[i]) else "NaN logits"
     norms = threat.norm(x_adv - x_in)
@@ -403,10 +426,35 @@ def attack(
                 for k, v in merged.items()
             },
             **({"notes": dict(ctx.notes)} if ctx.notes else {}),
+            **({"eot": eot} if eot > 1 else {}),
+            **({"eot_eval": eot_eval, "eot_rule": eot_rule} if eot_eval > 1 else {}),
+            **(
+                {"bpda": {k: v if isinstance(v, str) else repr(v) for k, v in bpda.items()}}
+                if bpda
+                else {}
+            ),
         },
         failures=failures,
         x_adv=x_adv.cpu(),
     )
+
+
+def _votes(
+    model: Model,
+    x: torch.Tensor,
+    ctx: AttackContext,
+    y: torch.Tensor,
+    evaluations: int,
+    rule: str,
+    first: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per sample: adversarial (misclassified / on target) by ``rule`` over the evaluations."""
+    votes = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    with torch.no_grad():
+        for i in range(evaluations):
+            logits = first if (i == 0 and first is not None) else model.logits(x, validate=False)
+            votes += ctx.is_adversarial(logits, y).long()
+    return votes * 2 > evaluations if rule == "majority" else votes == evaluations
 
 
 def perturb(

@@ -180,6 +180,9 @@ def robust_accuracy(
     seed: int = 0,
     sanity: bool = True,
     sanity_subset: int = 100,
+    eot: int | None = None,
+    eot_eval: int | None = None,
+    bpda: Mapping[str, Any] | None = None,
 ) -> RobustAccuracyResult:
     """Robust accuracy at each budget: the per-sample worst case over an attack ensemble.
 
@@ -199,6 +202,13 @@ def robust_accuracy(
         sanity: run the gradient-masking sanity checks (``robustcv.attacks.sanity``) after
             the ensemble; their findings are in ``.sanity`` and ``.warnings``.
         sanity_subset: samples used by the more expensive checks.
+        eot: EOT samples for the gradient members (:func:`robustcv.attacks.attack`'s ``eot``).
+            None: 1, unless the default ensemble meets a stochastic model (two forward passes
+            on the same images differ), when it switches to ``eot=10`` and ``eot_eval=5``
+            (majority) and says so in ``.notes["eot"]``.
+        eot_eval: evaluations that decide every member's success (majority); None: 1 (5 when
+            switched automatically).
+        bpda: BPDA substitutions for the gradient members (``{"module": "identity"}``).
 
     Returns:
         A :class:`RobustAccuracyResult`; its accuracy is never above any member's alone.
@@ -244,6 +254,30 @@ def robust_accuracy(
     for name, _ in members:
         if threat.name not in ATTACKS.get(name).norms:
             raise InputError(f"attack '{name}' does not support norm '{threat.name}'")
+    from robustcv.attacks.adaptive import check_adaptive
+
+    check_adaptive(eot or 1, eot_eval or 1, "majority", bpda, model)
+    notes: dict[str, Any] = {}
+    if eot is None and eot_eval is None and attacks == "default":
+        with torch.no_grad():
+            probe = x[: min(16, len(x))]
+            diff = float((model.logits(probe) - model.logits(probe)).abs().max())
+        if diff > 1e-4:
+            eot, eot_eval = 10, 5
+            notes["eot"] = (
+                f"stochastic model (two forward passes differ by up to {diff:.3g}): the default "
+                "ensemble ran with EOT (10 passes per gradient) and decided success by the "
+                "majority of 5 evaluations"
+            )
+    adaptive_all = {"eot_eval": eot_eval} if eot_eval and eot_eval > 1 else {}
+    adaptive_grad = {
+        **adaptive_all,
+        **({"eot": eot} if eot and eot > 1 else {}),
+        **({"bpda": bpda} if bpda else {}),
+    }
+
+    def extra(name: str) -> dict[str, Any]:
+        return adaptive_grad if ATTACKS.get(name).kind == "gradient" else adaptive_all
 
     start = time.perf_counter()
     before = model.counts()
@@ -255,7 +289,6 @@ def robust_accuracy(
     ]
     broken_at: list[float | None] = [0.0 if b == "clean" else None for b in broken_by]
     accuracy: list[float] = []
-    notes: dict[str, Any] = {}
     # minimum-norm members run once, unbounded: each gives the samples' minimal eps
     min_norm = [math.inf] * n
     min_by: list[str | None] = [None] * n
@@ -264,7 +297,9 @@ def robust_accuracy(
         if not ATTACKS.get(name).minimum_norm or not bool(alive.any()):
             continue
         idx = torch.nonzero(alive).flatten()
-        res = attack(model, x[idx], y[idx], name, norm=threat.name, seed=seed, **params)
+        res = attack(
+            model, x[idx], y[idx], name, norm=threat.name, seed=seed, **extra(name), **params
+        )
         for i, v in zip(idx.tolist(), res.norms.tolist(), strict=True):
             if v < min_norm[i]:
                 min_norm[i], min_by[i] = v, name
@@ -278,7 +313,17 @@ def robust_accuracy(
             idx = torch.nonzero(alive).flatten()
             if idx.numel() == 0:
                 break
-            res = attack(model, x[idx], y[idx], name, eps=e, norm=threat.name, seed=seed, **params)
+            res = attack(
+                model,
+                x[idx],
+                y[idx],
+                name,
+                eps=e,
+                norm=threat.name,
+                seed=seed,
+                **extra(name),
+                **params,
+            )
             if "notes" in res.config:
                 notes[name] = res.config["notes"]
             for i, v in zip(
