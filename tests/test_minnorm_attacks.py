@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -340,3 +342,54 @@ def test_fmn_l0_on_zoo_model_is_sparse_and_beats_random_pixels(fmnist_test) -> N
     noise_share = float((noise.success & res.clean_correct).float().mean())
     print(f"fmn/l0: median {med:.0f} values, breaks {fmn_share:.2f}; random: {noise_share:.2f}")
     assert noise_share <= 0.5 * fmn_share, (noise_share, fmn_share)
+
+
+# ----------------------------------------------------------------------------- proven optima
+
+
+def _milp_fixture() -> tuple[Model, torch.Tensor, torch.Tensor, np.ndarray]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from minimum_norm_vs_milp import load_fixture
+
+    net, x, y, exact = load_fixture()
+    return Model(net, num_classes=10), x, y, exact
+
+
+def test_fmn_against_the_milp_optimum() -> None:
+    """No attack may beat a proven optimum; FMN lands close to it, closer with targets."""
+    model, x, y, exact = _milp_fixture()
+    assert len(exact) == 40 and bool(np.all(exact > 0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is fastest (and never spins)
+    try:
+        plain = attack(model, x, y, "fmn", norm="linf", steps=300).norms.numpy()
+        targeted = attack(model, x, y, "fmn", norm="linf", steps=300, n_targets=2).norms.numpy()
+    finally:
+        torch.set_num_threads(threads)
+    for found in (plain, targeted):
+        assert bool(np.all(found >= exact * (1 - 1e-4))), "below a proven optimum"
+    assert float(np.mean(plain / exact)) <= 1.10  # measured 1.053
+    assert float(np.mean(targeted / exact)) <= 1.03  # measured 1.015
+    assert bool(np.all(targeted <= plain + 1e-7))  # the untargeted run is one of the candidates
+
+
+def test_the_milp_fixture_is_exact_for_a_sample() -> None:
+    """Re-solve one sample's MILP (scipy's HiGHS) and compare with the stored optimum."""
+    pytest.importorskip("scipy")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from make_milp_fixture import min_linf
+
+    model, x, y, exact = _milp_fixture()
+    net = model.net
+    i = int(np.argmin(exact))
+    t, x_opt = min_linf(net, x[i].flatten().double().numpy(), int(y[i]), float(exact[i]) * 1.01)
+    assert t == pytest.approx(float(exact[i]), rel=1e-5)
+    with torch.no_grad():
+        z = net(torch.tensor(x_opt, dtype=torch.float32).view(1, 1, 7, 7))[0]
+    other = z.clone()
+    other[int(y[i])] = -1e9
+    assert float(other.max() - z[int(y[i])]) > -1e-4  # on the decision boundary

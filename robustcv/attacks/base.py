@@ -201,10 +201,11 @@ def _check_value(spec: AttackSpec, key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise InputError(f"{key} must be True or False, got {value!r} (attack '{spec.name}')")
     elif isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        low = 0 if default == 0 else 1  # a count whose default is 0 may be 0
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+            what = "an int >= 0" if low == 0 else "a positive int"
             raise InputError(
-                f"{key} must be a positive int, got {value!r} (attack '{spec.name}'); e.g. "
-                f"{key}={default}"
+                f"{key} must be {what}, got {value!r} (attack '{spec.name}'); e.g. {key}={default}"
             )
         return int(value)
     elif isinstance(default, float):

@@ -17,6 +17,7 @@ keeps the ``r`` coordinates that moved most usefully (:class:`robustcv.attacks.t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -44,6 +45,7 @@ def fmn(
     alpha_final: float | None = None,
     gamma_init: float = 0.05,
     gamma_final: float = 0.001,
+    n_targets: int = 0,
 ) -> torch.Tensor:
     """Minimum-norm search; see the module docstring.
 
@@ -56,6 +58,12 @@ def fmn(
         alpha_final: final step (default ``alpha_init / 100``).
         gamma_init: initial radius update factor.
         gamma_final: final radius update factor.
+        n_targets: untargeted runs only (0), or also targeted runs at the ``n_targets`` most
+            likely other classes at the clean point (without explicit ``targets``); each sample
+            keeps its smallest adversarial perturbation over all runs. On the MILP-verified
+            MLP of ``tests/fixtures/milp`` at 300 steps the untargeted run ends 5.3% above the
+            proven optimum on average, ``n_targets=2`` 1.5% and ``n_targets=4`` 0.8%
+            (``benchmarks/minimum_norm_vs_milp.py``), at 3x and 5x the cost.
     """
     if not 0 < gamma_final <= gamma_init < 1:
         raise InputError(
@@ -71,6 +79,34 @@ def fmn(
     ):
         raise InputError(f"alpha_final must be None or a finite number > 0, got {alpha_final!r}")
     a_end = alpha_final if alpha_final is not None else alpha_init / 100
+    if isinstance(n_targets, bool) or not isinstance(n_targets, int) or n_targets < 0:
+        raise InputError(f"n_targets must be an int >= 0, got {n_targets!r}")
+    args = (steps, alpha_init, a_end, gamma_init, gamma_final)
+    best, best_norm = _fmn_run(ctx, x, y, *args)
+    if ctx.targets is not None or n_targets == 0:
+        return best
+    with torch.no_grad():
+        order = ctx.model.logits(x, validate=False).argsort(1, descending=True)
+    others = order[order != y[:, None]].view(x.shape[0], -1)  # most likely first, y removed
+    for j in range(min(n_targets, others.shape[1])):
+        run, run_norm = _fmn_run(dataclasses.replace(ctx, targets=others[:, j]), x, y, *args)
+        better = run_norm < best_norm
+        best[better] = run[better]
+        best_norm = torch.where(better, run_norm, best_norm)
+    return best
+
+
+def _fmn_run(
+    ctx: AttackContext,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    alpha_init: float,
+    a_end: float,
+    gamma_init: float,
+    gamma_final: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One FMN run (untargeted, or at ``ctx.targets``): best points and their norms."""
     threat = ctx.threat
     dual = _DUAL[threat.name]
     n = x.shape[0]
@@ -116,7 +152,7 @@ def fmn(
             radius = torch.minimum(radius, cap)
             step = (alpha * radius.clamp_min(1e-6)).view(view) * threat.steepest(grad)
         xa = threat.project(x, (xa.detach() + step).clamp(0, 1), radius, check=False)
-    return best
+    return best, best_norm
 
 
 register_attack(
@@ -133,6 +169,7 @@ register_attack(
             "alpha_final": None,
             "gamma_init": 0.05,
             "gamma_final": 0.001,
+            "n_targets": 0,
         },
         summary="fast minimum-norm attack (after Pintor et al. 2021); eps=None gives minimal norms",
     )
