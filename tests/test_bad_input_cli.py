@@ -155,6 +155,8 @@ def files(tmp_path: Path) -> Iterator[dict[str, Path]]:
 
 MODEL = ["--model", "{factory}:build", "--data", "npz:{good}"]
 """A good factory model and a good dataset (1-channel 28x28, 16 images)."""
+LEADERBOARD = ["leaderboard", "--data", "npz:{good}", "--out", "{tmp}/lb"]
+"""``robustcv leaderboard`` on the good dataset; the models follow."""
 
 AUDIT = ["audit", *MODEL, "--out", "{tmp}/audit", "--quiet"]
 CORRUPT = ["corrupt", "--data", "npz:{good}", "--out", "{tmp}/c", "--quiet"]
@@ -894,6 +896,39 @@ def _cases() -> list[Any]:
             "explain-seed-negative",
             [*EXPLAIN, "--method", "smoothgrad", "--seed", "-3"],
             ("--seed",),
+        ),
+        # --- leaderboard (every mistake is caught before any audit starts)
+        c("leaderboard-missing-out", ["leaderboard", "zoo:fmnist-cnn"], ("--out",)),
+        c("leaderboard-unknown-model", [*LEADERBOARD, "zoo:nosuch"], ("nosuch",)),
+        c(
+            "leaderboard-out-is-file",
+            ["leaderboard", "{factory}:build", "--data", "npz:{good}", "--out", "{file}"],
+            ("--out", "file.txt"),
+        ),
+        c(
+            "leaderboard-robust-n-negative",
+            [*LEADERBOARD, "{factory}:build", "--robust-n", "-1"],
+            ("--robust-n",),
+        ),
+        c(
+            "leaderboard-duplicate-model",
+            [*LEADERBOARD, "{factory}:build", "{factory}:build"],
+            ("more than once",),
+        ),
+        c(
+            "leaderboard-baseline-not-a-row",
+            [*LEADERBOARD, "{factory}:build", "--baseline", "zoo:nope"],
+            ("nope",),
+        ),
+        c(
+            "leaderboard-docs-without-markers",
+            [*LEADERBOARD, "{factory}:build", "--docs", "{file}"],
+            ("table:begin",),
+        ),
+        c(
+            "leaderboard-bad-suite",
+            [*LEADERBOARD, "{factory}:build", "--suites", "clen"],
+            ("clen",),
         ),
     ]
     return cases

@@ -15,8 +15,10 @@ from tiny_audit import results_of, run_tiny_audit
 
 from robustcv.cli.main import main
 from robustcv.core.errors import InputError
+from robustcv.core.stats import mann_whitney
 from robustcv.report.check import check, parse_threshold, required_eps
 from robustcv.report.compare import (
+    RANK_TEST,
     compare,
     comparison_table,
     two_proportion_p,
@@ -150,6 +152,23 @@ def test_compare_cli_and_html(
     for e in grid_a:
         key = f"adversarial/linf/acc@{e:g}"
         assert key in (rows if e in grid_b else result.only_a), key
+    # ...but both evaluate the standard points of 32x32 data (L-inf 8/255, L2 0.5): robust
+    # accuracy there gets the two-proportion verdict, not n/a
+    for norm, eps in (("linf", 8 / 255), ("l2", 0.5)):
+        for res in (res_a, res_b):
+            assert res["suites"]["adversarial"]["norms"][norm]["standard_eps"] == [eps]
+        row = rows[f"adversarial/{norm}/acc@{eps:g}"]
+        assert row.test == "two-proportion z-test" and row.within_noise is not None
+    # the minimal-perturbation distributions: the rank test on the correctly classified pilot
+    # images (none found = inf), with each model's median shown
+    med = rows["adversarial/linf/median_min_norm"]
+    norms = [r["suites"]["adversarial"]["norms"]["linf"]["min_norms"] for r in (res_a, res_b)]
+    samples = [[math.inf if v is None else v for v in m if v != 0] for m in norms]
+    assert med.test == RANK_TEST
+    assert med.p_value == pytest.approx(mann_whitney(*samples).p_value)
+    assert med.a is not None and med.a["n"] == len(samples[0])
+    assert med.a["value"] == res_a["suites"]["adversarial"]["norms"]["linf"]["median_min_norm"]
+    assert "adversarial/linf/median_min_norm" not in result.only_a
     assert "in one audit only: A" in text
     # the verdict of every row is printed; these two models differ beyond the noise somewhere
     assert result.significant
@@ -157,6 +176,7 @@ def test_compare_cli_and_html(
     for label, _, _, _, verdict in comparison_table(result)[1]:
         assert any(line.startswith(label + " ") and verdict in line for line in lines), label
     assert "A better" in text or "B better" in text
+    assert f"linf median minimal perturbation: {RANK_TEST}" in text and "Mann-Whitney" in text
     html = out.read_text()
     assert "<b>a</b>" not in html and "&lt;b&gt;a&lt;/b&gt;" in html
     assert (
@@ -166,9 +186,11 @@ def test_compare_cli_and_html(
         and "data:image/png;base64," in html  # both robust-accuracy curves
     )
     assert f"({len(result.only_a)} in A, {len(result.only_b)} in B)" in html
+    assert f"{RANK_TEST} (p = " in html and "two-proportion z-test (p = " in html
     assert main(["compare", str(a), str(b), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["rows"][0]["key"] == "clean/accuracy" and "rule" in payload
+    assert payload["rows"][0]["key"] == "clean/accuracy" and "Mann-Whitney" in payload["rule"]
+    assert {r["test"] for r in payload["rows"]} >= {RANK_TEST, "two-proportion z-test"}
     assert len(payload["rows"]) == len(result.rows)
     assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
 

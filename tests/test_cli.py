@@ -94,12 +94,10 @@ def test_list_models_json(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert list(data) == ["models"]
     rows = {row["name"]: row for row in data["models"]}
-    assert set(rows) == {
-        "zoo:fmnist-cnn",
-        "zoo:fmnist-cnn-at",
-        "zoo:fmnist-cnn-shortcut",
-        "zoo:fmnist-bagnet",
-    }
+    from robustcv.models.zoo import ZOO
+
+    assert set(rows) == {f"zoo:{name}" for name in ZOO.names()}
+    assert len(rows) >= 8  # the two first models plus one per remedy
     assert rows["zoo:fmnist-cnn"]["clean_accuracy"] >= 0.91
     assert rows["zoo:fmnist-cnn"]["robust_accuracy"] is None
 
@@ -202,7 +200,7 @@ def test_commands_import_common_not_main() -> None:
                 assert node.module != "robustcv.cli.main", f"{path.name} imports cli.main"
     names = [m.NAME for m in COMMANDS]
     assert names == ["list", "eval", "attack", "train", "data", "corrupt", "explain", "audit",
-                     "compare", "check", "report"]  # fmt: skip
+                     "compare", "check", "report", "leaderboard"]  # fmt: skip
 
 
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("training",),
     ("audit",),
     ("report",),
+    ("leaderboard",),
     ("cli",),
 )
 """The layers, lowest first; a module may import its own package and lower layers (not the

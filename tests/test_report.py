@@ -334,6 +334,10 @@ def test_every_estimate_shows_n_and_interval(audit: Audit) -> None:
                 f'<span class="ci">{shown["ci"]}</span><span class="n">N={a["n"]}</span>'
             )
             assert row in section, (norm, e)
+        # the standard points (shared by every audit of the data) are marked in the eps table
+        table = section[: section.index("</table>")]
+        assert nr["standard_eps"]
+        assert table.count("standard point</span>") == len(nr["standard_eps"])
 
 
 def test_missing_suites_render_as_not_run(tmp_path: Path) -> None:

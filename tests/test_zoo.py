@@ -20,18 +20,31 @@ from robustcv.diagnostics.accuracy import accuracy
 from robustcv.models import ARCHITECTURES, ZOO, SmallCNN, load_model, load_zoo_model, zoo_card
 from robustcv.models.architectures import BagNet, bagnet_evidence, build_architecture
 from robustcv.models.zoo import ZOO_DIR
+from robustcv.training import RECIPES
 
-ZOO_NAMES = ["fmnist-cnn", "fmnist-cnn-at", "fmnist-cnn-shortcut", "fmnist-bagnet"]
 # clean accuracy on the model's own test data (the shortcut model: the cue-carrying test set)
 CLEAN_FLOOR = {
     "fmnist-cnn": 0.91,
     "fmnist-cnn-at": 0.85,
     "fmnist-cnn-shortcut": 0.98,
     "fmnist-bagnet": 0.82,
+    "fmnist-cnn-pgd-at": 0.84,
+    "fmnist-cnn-trades": 0.82,
+    "fmnist-cnn-simclr": 0.90,
+    "fmnist-cnn-gaussian": 0.91,
+    "fmnist-cnn-patch-gaussian": 0.92,
+    "fmnist-cnn-randconv": 0.92,
 }
+ZOO_NAMES = list(CLEAN_FLOOR)
 NET_CLASS = {"fmnist-bagnet": BagNet}  # the others: SmallCNN
 DATA = {"fmnist-cnn-shortcut": "fashion-mnist-shortcut"}  # the others: fashion-mnist
-RECIPE = {"fmnist-cnn-at": "fgsm-rs"}  # the others: standard
+# fmnist-cnn-<recipe> models carry their recipe's name; the first four are older
+RECIPE = {
+    "fmnist-cnn": "standard",
+    "fmnist-cnn-at": "fgsm-rs",
+    "fmnist-cnn-shortcut": "standard",
+    "fmnist-bagnet": "standard",
+}
 
 
 def test_registry_lists_the_zoo() -> None:
@@ -66,7 +79,7 @@ def test_files_and_card(name: str) -> None:
     assert lo <= clean["value"] <= hi
     assert hi - lo < 0.02
     assert clean["value"] >= CLEAN_FLOOR[name]
-    assert card["recipe"] == RECIPE.get(name, "standard")
+    assert card["recipe"] == RECIPE.get(name, name.removeprefix("fmnist-cnn-"))
     if name == "fmnist-cnn-shortcut":  # the card documents the cue and the plain accuracy
         cue = card["cue"]
         assert cue["size"] == 3 and len(cue["positions"]) == 10
@@ -75,7 +88,7 @@ def test_files_and_card(name: str) -> None:
         assert plain["data"] == "fashion-mnist" and plain["n"] == 10000
         assert plain["ci95"][0] <= plain["value"] <= plain["ci95"][1] < clean["value"]
         assert "--no-augment" in card["command"]
-    if card["recipe"] == "fgsm-rs":  # the summary promises FGSM-RS adversarial training at eps 0.1
+    if RECIPES.get(card["recipe"]).adversarial:  # adversarial training at eps 0.1
         rob = card["robust_accuracy"]
         assert rob is not None and rob["eps"] == pytest.approx(0.1)
         assert 0.0 < rob["value"] < clean["value"]
@@ -109,6 +122,23 @@ def test_loads_with_classes_and_features(name: str) -> None:
         assert torch.allclose(bagnet_evidence(model, x).mean((2, 3)), model(x), atol=1e-4)
     fresh = build_architecture(card["architecture"], **card["architecture_kwargs"])
     assert not torch.equal(fresh.head.weight, raw.head.weight)
+
+
+def test_adversarially_trained_models_say_so_in_their_name() -> None:
+    for entry in ZOO:
+        recipe = RECIPES.get(zoo_card(entry.name)["recipe"])
+        marked = any(tag in entry.name for tag in ("-at", "trades", "pgd", "fgsm"))
+        assert marked == recipe.adversarial, entry.name
+
+
+def test_readme_zoo_table_is_generated_from_the_cards() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "zoo_table.py"
+    out = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_unknown_zoo_model_suggests() -> None:

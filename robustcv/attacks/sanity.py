@@ -10,7 +10,8 @@ Robustness"; AutoAttack's flags):
 * ``zero-gradients``: input gradients are zero or vanishing for many samples;
 * ``not-monotone``: an attack's robust accuracy rises with eps;
 * ``large-budget``: an attack with a huge budget does not reach ~100% success;
-* ``black-box-beats-white-box``: noise (or a score-based attack) breaks samples the ensemble missed;
+* ``black-box-beats-white-box``: noise (or a score-based attack) breaks samples the ensemble missed
+  (at the largest eps that left any sample robust);
 * ``more-iterations-help``: doubling steps and restarts still lowers robust accuracy;
 * ``fgsm-beats-pgd``: single-step FGSM breaks samples the iterative ensemble missed.
 """
@@ -204,8 +205,12 @@ def run_sanity_checks(
         )
     )
 
-    survivors = torch.nonzero(robust[:, -1]).flatten()
-    top = eps[-1]
+    # at the largest eps the ensemble left any sample robust: above it there is nothing to test
+    # (a grid can end in fixed points, e.g. an audit's standard eps, that break every sample)
+    with_survivors = [j for j in range(len(eps)) if bool(robust[:, j].any())]
+    j_top = with_survivors[-1] if with_survivors else len(eps) - 1
+    survivors = torch.nonzero(robust[:, j_top]).flatten()
+    top = eps[j_top]
     extra: dict[str, int] = {}
     if survivors.numel():
         xv, yv = x[survivors], y[survivors]

@@ -15,8 +15,10 @@ registry and never name a suite. A suite owns:
 * its **report**: ``view`` (its section -> template variables), ``report_template`` (a Jinja2
   partial rendered with ``v`` = the view), ``card``/``card_template`` (the summary card), and
   ``warnings`` (findings shown at the top of the report);
-* its **numbers for tools**: ``metrics`` (what ``compare`` shows) and ``checks`` (the thresholds
-  ``robustcv check`` accepts);
+* its **numbers for tools**: ``metrics`` (what ``compare`` shows), ``checks`` (the thresholds
+  ``robustcv check`` accepts), ``leaderboard_columns`` (its cells in ``robustcv leaderboard``,
+  one :class:`Metric` per column) and ``leaderboard_baseline_columns`` (cells relative to the
+  leaderboard's baseline row, such as mCE);
 * its **section type** (``section_type``): a ``TypedDict`` of the keys its section of
   results.json holds (the contract test checks the real output against it);
 * ``default``: whether it runs when no ``--suites`` are given.
@@ -109,6 +111,9 @@ class Metric:
         estimate: the value with its N and interval when known.
         higher_is_better: True, False, or None when the direction has no meaning.
         proportion: True when the value is a fraction of N samples (accuracies).
+        samples: the per-item values the estimate summarises (e.g. each image's minimal
+            perturbation, ``inf`` where none was found), when a distribution is compared:
+            ``compare`` then judges the two audits with a rank test on them.
     """
 
     key: str
@@ -116,6 +121,7 @@ class Metric:
     estimate: Estimate
     higher_is_better: bool | None
     proportion: bool = False
+    samples: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -336,6 +342,29 @@ class Suite:
         Returns ``{panel: {"eps", "value", "low", "high"}}`` with the x values under ``eps``.
         """
         return {}
+
+    def leaderboard_columns(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """The suite's cells of one leaderboard row, one :class:`Metric` per column (default none).
+
+        Keys name columns across rows (``clean/accuracy``), so they must be stable and unique
+        over every suite; each metric states ``higher_is_better`` (None: "best" is not marked)
+        and keeps its interval, which the leaderboard's "best" rule needs.
+        """
+        return []
+
+    def leaderboard_baseline_columns(
+        self,
+        results: Mapping[str, Any],
+        section: Any,
+        baseline_results: Mapping[str, Any],
+        baseline_section: Any,
+    ) -> list[Metric]:
+        """Cells of one leaderboard row relative to the baseline row's section (default none).
+
+        Called once per row (also for the baseline row itself) when the baseline ran the suite;
+        for numbers defined against a reference model, such as mCE.
+        """
+        return []
 
 
 # ---------------------------------------------------------------------------------------------

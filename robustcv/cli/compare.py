@@ -44,13 +44,25 @@ def run(args: argparse.Namespace) -> int:
     from robustcv.cli._common import EXIT_OK, output_file
     from robustcv.cli._common import emit as _emit
     from robustcv.cli._common import table as _table
-    from robustcv.report.compare import compare, comparison_table, write_comparison_html
+    from robustcv.report.compare import (
+        RANK_TEST,
+        compare,
+        comparison_table,
+        write_comparison_html,
+    )
 
     out = None if args.out is None else output_file(args.out, "--out", "comparison.html")
     res = compare(args.dir_a, args.dir_b)
     header, rows = comparison_table(res)
     text = f"A: {res.a_label}\nB: {res.b_label}\n" + _table(rows, header)
     if not args.quiet:
+        for r in res.rows:
+            if r.test == RANK_TEST and r.p_value is not None:
+                sizes = [str((e or {}).get("n") or "?") for e in (r.a, r.b)]
+                text += (
+                    f"\n{r.label}: {RANK_TEST} on the per-image values "
+                    f"(N = {sizes[0]} vs {sizes[1]}), p = {r.p_value:.3g}"
+                )
         text += f"\n{res.rule}"
         if res.only_a or res.only_b:
             text += f"\nin one audit only: A {len(res.only_a)}, B {len(res.only_b)} metrics"

@@ -27,6 +27,7 @@ from robustcv.cli import (
     corrupt,
     data,
     explain,
+    leaderboard,
     listing,
     report,
     train,
@@ -70,6 +71,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     compare,
     check,
     report,
+    leaderboard,
 )
 """The command modules, in the order ``robustcv --help`` lists them. Add a module here to add a
 command."""

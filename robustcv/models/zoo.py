@@ -48,6 +48,22 @@ for _name, _summary in (
         "BagNet-style bag of local features (9x9-pixel patches, evidence averaged over space) "
         "on Fashion-MNIST: the probes' locality reference",
     ),
+    # one model per hardening recipe (robustcv train --recipe NAME; docs/training.md)
+    ("fmnist-cnn-pgd-at", "small CNN, PGD-7 adversarial training (L-inf eps=0.1)"),
+    ("fmnist-cnn-trades", "small CNN, TRADES (beta 6, PGD-7 on the KL term, L-inf eps=0.1)"),
+    ("fmnist-cnn-simclr", "small CNN, SimCLR pretraining (8 epochs) then fine-tuning (4)"),
+    (
+        "fmnist-cnn-gaussian",
+        "small CNN, Gaussian noise augmentation (sigma 0.1, half of each batch)",
+    ),
+    (
+        "fmnist-cnn-patch-gaussian",
+        "small CNN, PatchGaussian (16-px patch, sigma ~ U(0, 0.5))",
+    ),
+    (
+        "fmnist-cnn-randconv",
+        "small CNN, random convolutions (1/3/5/7 kernels, mixed) as a texture randomiser",
+    ),
 ):
     ZOO.add(_name, ZooEntry(_name, ZOO_DIR / _name, _summary), summary=_summary)
 

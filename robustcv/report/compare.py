@@ -5,10 +5,20 @@ The rule for "within the noise" (stated in every output):
 * accuracies (a count out of N on both sides): a two-sided, pooled two-proportion z-test; the
   difference is within the noise when p >= 0.05. Both audits usually evaluate the same images, so
   the unpaired test is conservative (it over-states the noise of a paired difference);
+* distributions (the median minimal perturbation per norm, which summarises each image's
+  minimal perturbation): a two-sided Mann-Whitney U (Wilcoxon rank-sum) test on the two sets of
+  per-image values (correctly classified pilot images; none found counts as infinite), normal
+  approximation with tie and continuity corrections (:func:`robustcv.core.stats.mann_whitney`);
+  within the noise when p >= 0.05. Like the z-test it ignores the pairing of shared images;
 * other estimates with a 95% interval on both sides (AUROC, ECE): within the noise when the two
   intervals overlap;
-* numbers without an interval (mCE, temperature, eps at half accuracy, median minimal
-  perturbation): no judgement, shown as ``n/a``.
+* numbers without an interval (mCE, temperature, eps at half accuracy): no judgement, shown as
+  ``n/a``.
+
+Robust accuracy is compared wherever both audits measured the same eps. Every audit of the same
+data evaluates its standard points (:func:`robustcv.audit.suites.adversarial.standard_eps`), so
+two models always share those, while the pilot-scaled rest of each grid is listed as "in one
+audit only".
 """
 
 from __future__ import annotations
@@ -25,11 +35,13 @@ from robustcv.audit.schema import load_results
 from robustcv.audit.suite import Metric, section_of
 from robustcv.core.errors import InputError
 from robustcv.core.results import Result
-from robustcv.core.stats import Estimate
+from robustcv.core.stats import Estimate, mann_whitney
 
 __all__ = [
     "ALPHA",
     "NOISE_RULE",
+    "PROPORTION_TEST",
+    "RANK_TEST",
     "ComparisonResult",
     "ComparisonRow",
     "compare",
@@ -40,12 +52,21 @@ __all__ = [
 ]
 
 ALPHA = 0.05
-"""Significance level of the two-proportion test."""
+"""Significance level of the two-proportion and rank tests."""
+
+PROPORTION_TEST = "two-proportion z-test"
+"""The test of accuracies (a count out of N on both sides), as named in each row."""
+
+RANK_TEST = "Mann-Whitney U test"
+"""The test of per-image distributions (minimal perturbations), as named in each row."""
 
 NOISE_RULE = (
-    "within the noise: accuracies (k of N on both sides) when a two-sided pooled two-proportion "
-    f"z-test gives p >= {ALPHA} (conservative for audits on the same images); other estimates "
-    "when their 95% intervals overlap; numbers without an interval are not judged (n/a)"
+    "within the noise: accuracies (k of N on both sides, robust accuracy at the eps both audits "
+    f"share included) when a two-sided pooled {PROPORTION_TEST} gives p >= {ALPHA} "
+    "(conservative for audits on the same images); minimal-perturbation distributions (the "
+    f"median minimal perturbation rows) when a two-sided {RANK_TEST} (Wilcoxon rank-sum, normal "
+    f"approximation with tie correction; none found = infinite) gives p >= {ALPHA}; other "
+    "estimates when their 95% intervals overlap; numbers without an interval are not judged (n/a)"
 )
 
 
@@ -84,8 +105,8 @@ class ComparisonRow(Result):
         b: the same in audit B.
         delta: ``b - a`` (None when either is absent).
         within_noise: True/False by the rule in :data:`NOISE_RULE`; None when not judged.
-        test: "two-proportion z-test", "interval overlap" or "none".
-        p_value: the z-test's p-value when that test was used.
+        test: :data:`PROPORTION_TEST`, :data:`RANK_TEST`, "interval overlap" or "none".
+        p_value: the p-value of the test, when it has one.
         better: "a", "b" or None (equal, within the noise, or no direction).
     """
 
@@ -138,8 +159,16 @@ def _est_dict(e: Estimate) -> dict[str, Any]:
     return {"value": e.value, "low": low, "high": high, "n": e.n, "method": e.method or None}
 
 
-def _judge(ma: Metric, mb: Metric) -> tuple[bool | None, str, float | None]:
+def _judge(ma: Metric, mb: Metric) -> tuple[bool | None, str, float | None, float | None]:
+    """``(within the noise, test, p-value, direction)``; direction > 0: B tends higher."""
     a, b = ma.estimate, mb.estimate
+    if ma.samples and mb.samples:
+        try:
+            t = mann_whitney(ma.samples, mb.samples)
+        except InputError as err:
+            raise InputError(f"results.json: {ma.key}: {err}; re-run the audit") from err
+        # U counts pairs where A is larger: below half of all pairs, B tends higher
+        return t.p_value >= ALPHA, RANK_TEST, t.p_value, 0.5 - t.effect
     if ma.proportion and mb.proportion and a.n and b.n:
         try:
             p = two_proportion_p(a.value, a.n, b.value, b.n)
@@ -148,10 +177,10 @@ def _judge(ma: Metric, mb: Metric) -> tuple[bool | None, str, float | None]:
                 f"results.json: {ma.key} is not an accuracy with a count ({err}); re-run the "
                 "audit to rewrite it"
             ) from err
-        return p >= ALPHA, "two-proportion z-test", p
+        return p >= ALPHA, PROPORTION_TEST, p, None
     if a.has_interval and b.has_interval:
-        return a.low <= b.high and b.low <= a.high, "interval overlap", None
-    return None, "none", None
+        return a.low <= b.high and b.low <= a.high, "interval overlap", None, None
+    return None, "none", None, None
 
 
 def _section(results: Mapping[str, Any], suite: Any) -> Any:
@@ -234,11 +263,13 @@ def compare(
         m_b = mb.get(key)
         if m_b is None:
             continue
-        within, test, p = _judge(m_a, m_b)
+        within, test, p, direction = _judge(m_a, m_b)
         delta = m_b.estimate.value - m_a.estimate.value
+        if direction is None:
+            direction = delta
         better = None
-        if within is not True and delta != 0 and m_a.higher_is_better is not None:
-            better = "b" if (delta > 0) == m_a.higher_is_better else "a"
+        if within is not True and direction != 0 and m_a.higher_is_better is not None:
+            better = "b" if (direction > 0) == m_a.higher_is_better else "a"
         rows.append(
             ComparisonRow(
                 key=key,

@@ -4,8 +4,12 @@ Per norm, two phases:
 
 1. **pilot** (phase 0): a minimum-norm attack on ``n`` images gives every image's minimal
    perturbation (FMN; HopSkipJump for gradient-free models). Its median over correctly
-   classified images (failures count as infinite) sets the grid: ``factors x median`` plus the
-   eps named by ``--eps`` and by ``check`` thresholds. Two models get two different grids.
+   classified images (failures count as infinite) sets the grid: ``factors x median``, plus the
+   fixed **standard points** of the data (:func:`standard_eps`), plus the eps named by
+   ``--eps`` and by ``check`` thresholds. The pilot part differs between two models; the
+   standard points do not, so any two audits of the same data share them and ``robustcv
+   compare`` (and the leaderboard) judge robust accuracy there. ``standard_eps: false`` in the
+   ``adversarial`` section leaves them out.
 2. **ensemble** (phase 1): :func:`robustcv.attacks.robust_accuracy` on the grid.
    ``fast``: FMN + APGD-CE + APGD-T (reduced budgets) on a random ``subset`` of the pilot
    images; ``full``: the default ensemble on every pilot image. Gradient-free models get Square
@@ -63,6 +67,7 @@ __all__ = [
     "eps_half",
     "fallback_grid",
     "find_eps",
+    "standard_eps",
 ]
 
 AUDIT_NORMS: tuple[str, ...] = ("linf", "l2")
@@ -76,6 +81,7 @@ class NormSection(TypedDict):
     n_pilot: int
     eps: list[float]
     grid_source: str
+    standard_eps: list[float]
     clean_accuracy: EstimateDict
     accuracy: list[EstimateDict]
     min_norm_accuracy: list[EstimateDict]
@@ -122,6 +128,8 @@ class AdversarialConfig:
             attacks are query-hungry).
         hsj_queries: query budget per image of the HopSkipJump pilot (gradient-free models).
         square_queries: Square attack queries per image (gradient-free models, ``fast``).
+        standard_eps: also evaluate the data's fixed standard points (:func:`standard_eps`),
+            so that every audit of the same data shares them (``compare``, leaderboard).
     """
 
     norms: tuple[str, ...] = AUDIT_NORMS
@@ -136,6 +144,7 @@ class AdversarialConfig:
     gradient_free_n: int = 100
     hsj_queries: int = 2000
     square_queries: int = 1000
+    standard_eps: bool = True
 
     def __post_init__(self) -> None:
         norms = tuple(
@@ -160,8 +169,11 @@ class AdversarialConfig:
             "square_queries",
         ):
             positive_int(getattr(self, name), f"adversarial.{name}")
-        if not isinstance(self.sanity, bool):
-            raise InputError(f"adversarial.sanity must be true or false, got {self.sanity!r}")
+        for name in ("sanity", "standard_eps"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(
+                    f"adversarial.{name} must be true or false, got {getattr(self, name)!r}"
+                )
 
 
 _SHARD = 250  # images per adversarial unit (attacks are ~100x the cost of a forward pass)
@@ -180,6 +192,99 @@ def fallback_grid(norm: str) -> tuple[float, ...]:
         (0.1, 0.25, 0.5, 1.0, 2.0)
     """
     return _FALLBACK[norm]
+
+
+_NAMED_STANDARD: dict[str, dict[str, tuple[float, ...]]] = {
+    # the budgets adversarial training on Fashion-MNIST is usually run and reported at
+    "fashion-mnist": {"linf": (0.05, 0.1), "l2": (1.0,)},
+}
+_NAMED_ALIASES = {"fmnist": "fashion-mnist", "fashion-mnist": "fashion-mnist"}
+
+_SMALL_SIDE = 32
+"""Images up to this side (px) get the CIFAR convention of RobustBench; larger ones ImageNet's."""
+
+_BY_SIZE: dict[str, dict[str, tuple[float, ...]]] = {
+    # RobustBench CIFAR-10/100 leaderboards: L-inf 8/255, L2 0.5 (32x32 RGB)
+    "small": {"linf": (8 / 255,), "l2": (0.5,)},
+    # RobustBench ImageNet leaderboard: L-inf 4/255 (224x224 RGB); it has no L2 track, and 3.0
+    # is the L2 radius of the common robust ImageNet models (Engstrom et al.'s robustness
+    # library; Salman et al. 2020)
+    "large": {"linf": (4 / 255,), "l2": (3.0,)},
+}
+
+
+def _standard_family(data_name: str) -> str | None:
+    """The named data family ``data_name`` belongs to (a variant counts), or None."""
+    name = str(data_name).strip().lower().replace("_", "-")
+    for alias, family in _NAMED_ALIASES.items():
+        if name == alias or name.startswith(alias + "-"):
+            return family
+    return None
+
+
+def _image_side(image_shape: Sequence[int]) -> int:
+    shape = tuple(image_shape)
+    if len(shape) < 2 or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in shape
+    ):
+        raise InputError(
+            f"image_shape must be (C, H, W) or (H, W) with positive integer sizes, got {shape!r}"
+        )
+    return int(max(shape[-2:]))
+
+
+def standard_eps(data_name: str, image_shape: Sequence[int]) -> dict[str, tuple[float, ...]]:
+    """The fixed eps points every audit of this data evaluates, per norm.
+
+    The rest of the grid scales with each model's pilot, so two models share only these points
+    (and any eps both were given): ``robustcv compare`` judges robust accuracy there, and the
+    leaderboard ranks on them.
+
+    * Fashion-MNIST and its variants (``fashion-mnist``, ``fmnist``, ``fashion-mnist-shortcut``,
+      any ``fashion-mnist-*``): L-inf 0.05 and 0.1, L2 1.0.
+    * other data, by the larger image side: up to 32 px, the CIFAR convention of RobustBench
+      (L-inf 8/255, L2 0.5); larger, ImageNet's (L-inf 4/255, from RobustBench; L2 3.0, the
+      radius of the common L2-robust ImageNet models, as RobustBench has no ImageNet L2 track).
+      These are conventions for 32 px and 224 px images; for sizes far from both, add the
+      budgets that matter with ``--eps``.
+
+    Args:
+        data_name: the dataset's name (:attr:`robustcv.data.Dataset.name`).
+        image_shape: the shape of one image, ``(C, H, W)`` (or ``(H, W)``).
+
+    Returns:
+        ``{norm: eps values}`` for ``linf`` and ``l2``, ascending.
+
+    Raises:
+        InputError: ``image_shape`` is not a shape.
+
+    Example:
+        >>> standard_eps("fashion-mnist-shortcut", (1, 28, 28))
+        {'linf': (0.05, 0.1), 'l2': (1.0,)}
+        >>> {k: [round(e * 255, 3) if k == "linf" else e for e in v]
+        ...  for k, v in standard_eps("cifar-10", (3, 32, 32)).items()}
+        {'linf': [8.0], 'l2': [0.5]}
+        >>> standard_eps("photos", (3, 224, 224))["l2"]
+        (3.0,)
+    """
+    side = _image_side(image_shape)
+    family = _standard_family(data_name)
+    if family is not None:
+        table = _NAMED_STANDARD[family]
+    else:
+        table = _BY_SIZE["small" if side <= _SMALL_SIDE else "large"]
+    return {norm: tuple(table[norm]) for norm in AUDIT_NORMS}
+
+
+def _standard_source(data_name: str, image_shape: Sequence[int]) -> str:
+    """Where :func:`standard_eps` took its points from, in words."""
+    family = _standard_family(data_name)
+    if family is not None:
+        return f"the {family} standard points"
+    side = _image_side(image_shape)
+    if side <= _SMALL_SIDE:
+        return f"the default for images up to {_SMALL_SIDE} px (RobustBench CIFAR convention)"
+    return f"the default for images over {_SMALL_SIDE} px (ImageNet convention)"
 
 
 def _sig(value: float, digits: int = 4) -> float:
@@ -214,6 +319,24 @@ def _median(values: list[float]) -> float | None:
     return med if math.isfinite(med) else None
 
 
+def _correct_min_norms(min_norms: Any) -> tuple[float, ...]:
+    """The minimal perturbations of the correctly classified pilot images (None -> inf).
+
+    ``min_norms`` marks an image misclassified without attack with 0 (no image the model gets
+    right is broken by a zero perturbation); the median minimal perturbation is over the rest.
+    Entries that are not numbers are skipped.
+    """
+    out: list[float] = []
+    for v in min_norms if isinstance(min_norms, list) else []:
+        if v is None:
+            out.append(math.inf)
+        else:
+            f = finite_or_none(v)
+            if f is not None and f > 0:
+                out.append(f)
+    return tuple(out)
+
+
 def curve_estimates(norm_res: Mapping[str, Any]) -> list[tuple[float, Estimate]]:
     """The ``(eps, accuracy)`` points of one norm's curve, sorted by eps, skipping bad entries.
 
@@ -242,6 +365,15 @@ def find_eps(norm_res: Mapping[str, Any], eps: float) -> Estimate | None:
         if math.isclose(e, eps, rel_tol=1e-6, abs_tol=1e-12):
             return est
     return None
+
+
+def _is_standard(nr: Mapping[str, Any], eps: float) -> bool:
+    """Whether ``eps`` is one of the norm's recorded standard points."""
+    std = nr.get("standard_eps")
+    return any(
+        (v := finite_or_none(s)) is not None and math.isclose(v, eps, rel_tol=1e-6, abs_tol=1e-12)
+        for s in (std if isinstance(std, list) else [])
+    )
 
 
 def _stored_eps_half(results: Mapping[str, Any], nr: Mapping[str, Any]) -> float | None:
@@ -323,7 +455,7 @@ Robust accuracy is the worst case per image over the attack ensemble.</p>
 <div style="display:flex; gap:24px; flex-wrap:wrap">
 <table>
 <tr><th>eps</th><th>robust accuracy</th></tr>
-{% for p in n.points %}<tr><td class="num">{{ p.eps }}</td><td>{{ est(p.est) }}</td></tr>{% endfor %}
+{% for p in n.points %}<tr><td class="num">{{ p.eps }}</td><td>{{ est(p.est) }}{% if p.standard %} <span class="small muted">standard point</span>{% endif %}</td></tr>{% endfor %}
 </table>
 {% if n.budgets %}
 <table><tr><th>attack</th><th>budget</th></tr>
@@ -507,7 +639,12 @@ class AdversarialSuite(Suite):
         return units
 
     def grid(self, ctx: AuditContext, norm: str, deps: Mapping[str, Row]) -> dict[str, Any]:
-        """The eps grid of ``norm`` from the pilot rows (and where it came from)."""
+        """The eps grid of ``norm``: pilot-scaled points, standard points and requested eps.
+
+        Returns ``{"eps", "median", "source", "standard"}``: the sorted grid, the pilot median,
+        where each part came from in words, and the standard points (:func:`standard_eps`;
+        empty when ``adversarial.standard_eps`` is off).
+        """
         cfg = ctx.config.adversarial
         norms: list[float] = []
         for key in sorted(k for k in deps if k.startswith(f"{self.name}:{norm}/pilot#")):
@@ -523,10 +660,16 @@ class AdversarialSuite(Suite):
         else:
             base = list(fallback_grid(norm))
             source = "fallback grid: the pilot found no minimal perturbation to scale"
-        grid = sorted({e for e in base + extra if e > 0})
+        standard: list[float] = []
+        if cfg.standard_eps:
+            shape = tuple(ctx.data.x.shape[1:])
+            standard = list(standard_eps(ctx.data.name, shape).get(norm, ()))
+            points = ", ".join(f"{e:g}" for e in standard)
+            source += f", plus {points}: {_standard_source(ctx.data.name, shape)}"
+        grid = sorted({e for e in base + standard + extra if e > 0})
         if extra:
             source += f", plus {extra} from --eps / check thresholds"
-        return {"eps": grid, "median": med, "source": source}
+        return {"eps": grid, "median": med, "source": source, "standard": standard}
 
     def run(self, ctx: AuditContext, unit: Unit, deps: Mapping[str, Row]) -> Row:
         """A pilot shard (minimal norms) or an ensemble shard (robust_accuracy on the grid)."""
@@ -577,6 +720,7 @@ class AdversarialSuite(Suite):
         return {
             "eps": res.eps,
             "grid_source": grid["source"],
+            "standard_eps": grid["standard"],
             "pilot_median": grid["median"],
             "attacks": res.attacks,
             "broken_by": res.broken_by,
@@ -661,6 +805,7 @@ class AdversarialSuite(Suite):
                 "n_pilot": n_pilot,
                 "eps": eps,
                 "grid_source": ens[0]["grid_source"],
+                "standard_eps": [float(e) for e in ens[0].get("standard_eps", [])],
                 "clean_accuracy": clean,
                 "accuracy": acc,
                 "min_norm_accuracy": pilot_curve,
@@ -702,7 +847,7 @@ class AdversarialSuite(Suite):
 
     # -------------------------------------------------------------- words and report
     def summary_lines(self, section: Any) -> list[str]:
-        """Per norm: median minimal perturbation, eps_half, accuracy at the largest eps."""
+        """Per norm: median minimal perturbation, eps_half, accuracy at the top and standard eps."""
         out = []
         for norm, r in (section.get("norms") or {}).items():
             half = "n/a" if r.get("eps_half") is None else f"{r['eps_half']:.4g}"
@@ -710,7 +855,15 @@ class AdversarialSuite(Suite):
             warn = f"; sanity warnings: {', '.join(r['warnings'])}" if r.get("warnings") else ""
             last = Estimate.parse((r.get("accuracy") or [None])[-1])
             at = f"; at eps {r['eps'][-1]:g}: {last.text(4)}" if last and r.get("eps") else ""
-            out.append(f"{norm}: median min-norm {med}, accuracy halves at eps {half}{at}{warn}")
+            std = []
+            for e in r.get("standard_eps") or []:
+                est = find_eps(r, e)
+                if est is not None:
+                    std.append(f"{e:g}: {est.value:.4g}")
+            shared = f"; at the standard eps {', '.join(std)}" if std else ""
+            out.append(
+                f"{norm}: median min-norm {med}, accuracy halves at eps {half}{at}{shared}{warn}"
+            )
         return out
 
     def view(
@@ -760,7 +913,10 @@ class AdversarialSuite(Suite):
                 {
                     "name": norm,
                     "n": nr.get("n", adv.get("n")),
-                    "points": [{"eps": f"{e:g}", "est": est_view(a)} for e, a in pts],
+                    "points": [
+                        {"eps": f"{e:g}", "est": est_view(a), "standard": _is_standard(nr, e)}
+                        for e, a in pts
+                    ],
                     "eps_half": None if half is None else f"{half:.4g}",
                     "median_min_norm": fmt(nr.get("median_min_norm")),
                     "ensemble": ensemble,
@@ -842,12 +998,14 @@ class AdversarialSuite(Suite):
                 )
             med = finite_or_none(nr.get("median_min_norm"))
             if med is not None:
+                samples = _correct_min_norms(nr.get("min_norms"))
                 out.append(
                     Metric(
                         f"adversarial/{norm}/median_min_norm",
                         f"{norm} median minimal perturbation",
-                        Estimate(med),
+                        Estimate(med, n=len(samples) or None),
                         True,
+                        samples=samples or None,
                     )
                 )
             for e, est in curve_estimates(nr):
@@ -875,6 +1033,41 @@ class AdversarialSuite(Suite):
                         "low": [a.low if a.has_interval else None for _, a in pts],
                         "high": [a.high if a.has_interval else None for _, a in pts],
                     }
+        return out
+
+    def leaderboard_columns(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """Robust accuracy at the points every audit of the leaderboard shares, per norm.
+
+        The shared points are the norm's recorded standard points (``standard_eps``) and the
+        eps the audit was explicitly given (``config.eps``: the leaderboard passes the same to
+        every audit); the pilot-scaled points differ between models and are left out. Keys:
+        ``adversarial/<norm>/acc@<eps>``, as in :meth:`metrics`.
+        """
+        requested = (results.get("config") or {}).get("eps") or {}
+        out: list[Metric] = []
+        for norm, nr in (section.get("norms") or {}).items():
+            if not isinstance(nr, Mapping):
+                continue
+            given = requested.get(norm) if isinstance(requested, Mapping) else None
+            points: set[float] = set()
+            for raw in [*(nr.get("standard_eps") or []), *(given or [])]:
+                value = finite_or_none(raw)
+                if value is not None and value > 0:
+                    points.add(value)
+            keys: set[str] = set()
+            for e in sorted(points):
+                est = find_eps(nr, e)
+                if est is not None and f"{e:g}" not in keys:
+                    keys.add(f"{e:g}")
+                    out.append(
+                        Metric(
+                            f"adversarial/{norm}/acc@{e:g}",
+                            f"{norm} robust accuracy at eps {e:g}",
+                            est,
+                            True,
+                            True,
+                        )
+                    )
         return out
 
 

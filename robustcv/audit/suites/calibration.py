@@ -487,6 +487,10 @@ class CalibrationSuite(Suite):
             out.append(Metric("calibration/temperature", "temperature", t, None))
         return out
 
+    def leaderboard_columns(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """ECE before and after temperature scaling (``calibration/ece_before``, ``_after``)."""
+        return [m for m in self.metrics(results, section) if m.key != "calibration/temperature"]
+
 
 SUITE = CalibrationSuite()
 

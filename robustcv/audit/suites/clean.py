@@ -225,5 +225,9 @@ class CleanSuite(Suite):
             return []
         return [Metric("clean/accuracy", "clean accuracy", est, True, True)]
 
+    def leaderboard_columns(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """Clean accuracy (``clean/accuracy``)."""
+        return self.metrics(results, section)
+
 
 SUITE = CleanSuite()

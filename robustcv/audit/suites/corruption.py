@@ -50,6 +50,7 @@ __all__ = [
     "CorruptionSection",
     "CorruptionSuite",
     "load_baseline",
+    "mce_against",
     "resolve_corruptions",
 ]
 
@@ -197,6 +198,84 @@ def _means(corr: Mapping[str, Any]) -> dict[str, Estimate]:
         if vals:
             means[n] = Estimate(sum(vals) / len(vals))
     return means
+
+
+def _error_sums(corr: Mapping[str, Any]) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """Per corruption and severity: ``(error, its binomial variance or None without an N)``."""
+    names, sevs, table = _cells(corr)
+    out: dict[str, dict[str, tuple[float, float | None]]] = {}
+    for name in names:
+        row = {}
+        for s in sevs:
+            e = Estimate.parse(table[name].get(s))
+            if e is not None:
+                err = 1.0 - e.value
+                row[s] = (err, err * (1.0 - err) / e.n if e.n else None)
+        if row:
+            out[name] = row
+    return out
+
+
+def mce_against(corr: Mapping[str, Any], base: Mapping[str, Any]) -> Estimate | None:
+    """The mCE (percent) of a corruption section against a baseline's, with an interval.
+
+    Hendrycks and Dietterich's definition with the baseline in AlexNet's place:
+    ``CE_c = 100 * sum_s E_{s,c} / sum_s E^{base}_{s,c}`` and mCE is the mean of ``CE_c`` over
+    the corruptions both sections hold with the same severities (a baseline error sum of 0
+    leaves the corruption out). The interval is ``mCE +- 1.96 sd``: each ``CE_c``'s standard
+    deviation by the delta method (binomial errors per cell, model and baseline independent),
+    and ``sd(mCE) <= mean_c sd(CE_c)``, which holds whatever the correlation between
+    corruptions. The same section on both sides gives exactly 100.
+
+    Args:
+        corr: the row's ``suites.corruption`` section (its ``table``).
+        base: the baseline's section.
+
+    Returns:
+        The mCE estimate (N: images per cell), or None when no corruption is shared.
+
+    Example:
+        >>> mine = {"n": 100, "table": {"fog": {"1": {"value": 0.8, "n": 100}}}}
+        >>> base = {"n": 100, "table": {"fog": {"1": {"value": 0.6, "n": 100}}}}
+        >>> round(mce_against(mine, base).value, 6), mce_against(base, base).value
+        (50.0, 100.0)
+    """
+    if corr is base or corr == base:
+        n = corr.get("n") if isinstance(corr.get("n"), int) else None
+        return Estimate(100.0, 100.0, 100.0, n, "the baseline itself")
+    mine, theirs = _error_sums(corr), _error_sums(base)
+    ces: list[float] = []
+    sds: list[float] = []
+    for name, row in mine.items():
+        other = theirs.get(name)
+        if other is None or set(other) != set(row):
+            continue
+        sum_m = sum(e for e, _ in row.values())
+        sum_b = sum(e for e, _ in other.values())
+        if sum_b <= 0:
+            continue
+        ce = 100.0 * sum_m / sum_b
+        ces.append(ce)
+        var_m = [v for _, v in row.values() if v is not None]
+        var_b = [v for _, v in other.values() if v is not None]
+        if len(var_m) < len(row) or len(var_b) < len(other):
+            sds.append(math.nan)
+            continue
+        # d CE / d sum_m = 100 / sum_b; d CE / d sum_b = -CE / sum_b
+        var = (100.0 / sum_b) ** 2 * sum(var_m) + (ce / sum_b) ** 2 * sum(var_b)
+        sds.append(math.sqrt(var))
+    if not ces:
+        return None
+    value = sum(ces) / len(ces)
+    half = 1.96 * sum(sds) / len(sds)
+    n = corr.get("n") if isinstance(corr.get("n"), int) else None
+    how = (
+        f"delta method over {len(ces)} corruption(s), conservative across corruptions "
+        "(mean of their standard deviations)"
+    )
+    if math.isnan(half):
+        return Estimate(value, n=n, method=f"mean over {len(ces)} corruption(s), no interval")
+    return Estimate(value, max(0.0, value - half), value + half, n, how)
 
 
 def _check_mce(section: Mapping[str, Any], t: Threshold) -> list[Outcome]:
@@ -524,6 +603,23 @@ class CorruptionSuite(Suite):
                     )
                 )
         return out
+
+    def leaderboard_columns(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """Mean corruption accuracy (``corruption/mean_accuracy``)."""
+        return [m for m in self.metrics(results, section) if m.key == "corruption/mean_accuracy"]
+
+    def leaderboard_baseline_columns(
+        self,
+        results: Mapping[str, Any],
+        section: Any,
+        baseline_results: Mapping[str, Any],
+        baseline_section: Any,
+    ) -> list[Metric]:
+        """The mCE against the baseline row (``corruption/mce_vs_baseline``)."""
+        est = mce_against(section, baseline_section)
+        if est is None:
+            return []
+        return [Metric("corruption/mce_vs_baseline", "mCE (% of the baseline's)", est, False)]
 
 
 SUITE = CorruptionSuite()

@@ -887,6 +887,30 @@ class ExplanationsSuite(Suite):
             )
         return out
 
+    def leaderboard_columns(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """The worst method's top-k kept under the fragility attack, and the sanity failures.
+
+        ``explanations/worst_topk`` (higher is better) is the smallest top-k intersection any
+        method keeps under Ghorbani et al.'s attack; ``explanations/sanity_failed`` counts the
+        methods that fail the randomisation sanity check (no interval: "best" is not marked).
+        """
+        out = []
+        worst = Estimate.parse(section.get("worst_topk"))
+        if worst is not None:
+            label = f"explanations: worst top-k kept under attack (eps {fmt(section.get('eps'))})"
+            out.append(Metric("explanations/worst_topk", label, worst, True))
+        failed, passed = section.get("sanity_failed"), section.get("sanity_passed")
+        if isinstance(failed, list) and isinstance(passed, list) and (failed or passed):
+            out.append(
+                Metric(
+                    "explanations/sanity_failed",
+                    "explanations: methods failing the sanity check",
+                    Estimate(float(len(failed)), n=len(failed) + len(passed)),
+                    False,
+                )
+            )
+        return out
+
 
 def _with_random(f: dict[str, Any], rand: Mapping[str, Any]) -> dict[str, Any]:
     """A method's deletion/insertion result with the shared random ranking's fields, paired."""

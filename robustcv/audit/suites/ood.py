@@ -10,6 +10,7 @@ with the reason in ``skipped``. Mahalanobis is fitted on the fit data, never on 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -466,6 +467,33 @@ class OODSuite(Suite):
                         )
                     )
         return out
+
+    def leaderboard_columns(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """Energy-score AUROC, the mean over the derived OOD sets (``ood/energy/auroc``).
+
+        The interval is the mean of the sets' interval ends, which is at least as wide as the
+        mean's own interval whatever the correlation between the sets; N is the sum of the
+        sets' N. Absent when no derived set has an energy AUROC.
+        """
+        found = [
+            e
+            for s in (section.get("sets") or {}).values()
+            if isinstance(s, Mapping) and s.get("derived")
+            for e in [Estimate.parse(((s.get("methods") or {}).get("energy") or {}).get("auroc"))]
+            if e is not None
+        ]
+        if not found:
+            return []
+        k = len(found)
+        value = sum(e.value for e in found) / k
+        low, high = math.nan, math.nan
+        if all(e.has_interval for e in found):
+            low = sum(e.low for e in found) / k
+            high = sum(e.high for e in found) / k
+        ns = [e.n for e in found]
+        n = sum(x for x in ns if x is not None) if all(x is not None for x in ns) else None
+        est = Estimate(value, low, high, n, f"mean over {k} derived set(s) of their intervals")
+        return [Metric("ood/energy/auroc", "OOD AUROC (energy, mean over derived sets)", est, True)]
 
 
 SUITE = OODSuite()

@@ -469,6 +469,11 @@ class ProbesSuite(Suite):
         """The three headlines."""
         return {k: est_view(section.get(k)) for k in _SKIP_KEY}
 
+    def leaderboard_columns(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
+        """The three headlines: background reliance, shape bias, top cue flip rate."""
+        keys = {f"probes/{k}" for k in _SKIP_KEY}
+        return [m for m in self.metrics(results, section) if m.key in keys]
+
     def metrics(self, results: Mapping[str, Any], section: Any) -> list[Metric]:
         """Headlines and the patch-shuffle and filter accuracies."""
         out = []
