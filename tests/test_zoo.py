@@ -34,6 +34,7 @@ CLEAN_FLOOR = {
     "fmnist-cnn-gaussian": 0.91,
     "fmnist-cnn-patch-gaussian": 0.92,
     "fmnist-cnn-randconv": 0.92,
+    "fmnist-cnn-distortion": 0.91,
 }
 ZOO_NAMES = list(CLEAN_FLOOR)
 NET_CLASS = {"fmnist-bagnet": BagNet}  # the others: SmallCNN

@@ -64,6 +64,10 @@ for _name, _summary in (
         "fmnist-cnn-randconv",
         "small CNN, random convolutions (1/3/5/7 kernels, mixed) as a texture randomiser",
     ),
+    (
+        "fmnist-cnn-distortion",
+        "small CNN, trained on one distortion (gaussian_blur, severities 1-5, half of each batch)",
+    ),
 ):
     ZOO.add(_name, ZooEntry(_name, ZOO_DIR / _name, _summary), summary=_summary)
 
