@@ -3,9 +3,9 @@ steps against (k + 1) / (k + 2) bare forward+backward passes of the same batches
 
 The unit is one bare pass: forward, cross-entropy and backward to the parameters (no optimiser
 step) of a training batch. A ``pgd-at`` step is the whole training step of the recipe (the
-engine's PGD with k steps through the runner, which also evaluates the clean and the final
-images; then forward, backward and the AdamW step); ``trades`` adds the clean reference pass
-and trains on clean + adversarial images. Targets: ``pgd-at`` <= 1.05 (k + 1) bare passes,
+engine's PGD with k steps through :func:`robustcv.attacks.perturb`, then forward, backward and
+the AdamW step); ``trades`` adds the clean reference pass and trains on clean + adversarial
+images. Targets: ``pgd-at`` <= 1.05 (k + 1) bare passes,
 ``trades`` <= 1.05 (k + 2).
 
 The network starts from a zoo model's weights (default ``fmnist-cnn-pgd-at``, falling back to
@@ -121,8 +121,10 @@ def table(rows: Sequence[dict[str, Any]], threads: int) -> str:
     lines += [
         "",
         "Targets: pgd-at <= 1.05x, trades <= 1.05x. A bare pass is forward + cross-entropy + "
-        "backward of one training batch; the recipe steps include everything (the runner's "
-        "clean and final evaluations, the AdamW step).",
+        "backward of one training batch; a recipe step includes everything (every attack "
+        "pass through `robustcv.attacks.perturb`, TRADES' clean reference pass, the training "
+        "forward/backward on the adversarial (TRADES: clean + adversarial) batch and the AdamW "
+        "step). Early stopping makes pgd-at cheaper than k + 1 passes on the samples PGD breaks.",
     ]
     return "\n".join(lines)
 
