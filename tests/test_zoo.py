@@ -35,6 +35,8 @@ CLEAN_FLOOR = {
     "fmnist-cnn-patch-gaussian": 0.92,
     "fmnist-cnn-randconv": 0.92,
     "fmnist-cnn-distortion": 0.91,
+    "fmnist-cnn-augmix": 0.90,
+    "fmnist-cnn-rotation-aux": 0.90,
 }
 ZOO_NAMES = list(CLEAN_FLOOR)
 NET_CLASS = {"fmnist-bagnet": BagNet}  # the others: SmallCNN

@@ -68,6 +68,14 @@ for _name, _summary in (
         "fmnist-cnn-distortion",
         "small CNN, trained on one distortion (gaussian_blur, severities 1-5, half of each batch)",
     ),
+    (
+        "fmnist-cnn-augmix",
+        "small CNN, AugMix with the Jensen-Shannon consistency loss (weight 12)",
+    ),
+    (
+        "fmnist-cnn-rotation-aux",
+        "small CNN with an auxiliary rotation head (weight 0.5)",
+    ),
 ):
     ZOO.add(_name, ZooEntry(_name, ZOO_DIR / _name, _summary), summary=_summary)
 
