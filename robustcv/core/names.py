@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from robustcv.core.errors import InputError
@@ -28,6 +28,7 @@ __all__ = [
     "NORM_ALIASES",
     "NormEpsThreshold",
     "canonical_norm",
+    "check_param_names",
     "parse_norm_eps_threshold",
 ]
 
@@ -139,6 +140,28 @@ def canonical_norm(name: str, allowed: Sequence[str] = NORMS, *, what: str = "no
     suggestions = list(dict.fromkeys(NORM_ALIASES.get(c, c) for c in close))
     hint = f"; did you mean {' or '.join(repr(c) for c in suggestions)}?" if suggestions else ""
     raise InputError(f"unknown {what} {name!r}{hint} (known: {_spellings(allowed)})")
+
+
+def check_param_names(owner: str, params: Iterable[str], known: Sequence[str]) -> None:
+    """Refuse parameter names not in ``known``, with a "did you mean" hint for each.
+
+    Example:
+        >>> check_param_names("recipe 'x'", ["sigmaa"], ["sigma"])
+        Traceback (most recent call last):
+        ...
+        robustcv.core.errors.InputError: recipe 'x' has no parameter 'sigmaa' (did you mean 'sigma'?); its parameters are sigma
+    """  # noqa: E501
+    unknown = sorted(set(params) - set(known))
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    raise InputError(
+        f"{owner} has no parameter {', '.join(hints)}; its parameters are "
+        f"{', '.join(known) or 'none'}"
+    )
 
 
 class NormEpsThreshold(NamedTuple):

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from robustcv.core.contract import check_images, check_model_fits
 from robustcv.core.errors import GradientUnavailableError, InputError
 from robustcv.core.model import Model
+from robustcv.core.names import check_param_names
 from robustcv.core.registry import Registry
 from robustcv.core.results import Result
 from robustcv.core.seeding import check_seed, content_keys, derive_seed
@@ -237,16 +238,7 @@ def check_pair(value: Any, name: str, method: str) -> tuple[int, int]:
 def _build_config(spec: MethodSpec, params: dict[str, Any]) -> Any:
     """The method's config from ``params``: unknown names get "did you mean" hints."""
     known = [f.name for f in dataclasses.fields(spec.config)]
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, known, n=1)
-            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise InputError(
-            f"method '{spec.name}' has no parameter {', '.join(hints)}; its parameters are "
-            f"{', '.join(known) or 'none'}"
-        )
+    check_param_names(f"method '{spec.name}'", params, known)
     return spec.config(**params)
 
 

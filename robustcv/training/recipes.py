@@ -34,6 +34,7 @@ from torch import nn
 from robustcv.attacks import perturb
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
+from robustcv.core.names import check_param_names
 from robustcv.core.registry import Registry
 
 __all__ = [
@@ -296,16 +297,7 @@ def build_recipe_config(recipe: Recipe, params: Mapping[str, Any] | None = None)
     """
     params = dict(params or {})
     names = [f.name for f in dataclasses.fields(recipe.config_class)]
-    unknown = sorted(set(params) - set(names))
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, names, n=1)
-            hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise InputError(
-            f"recipe '{recipe.name}' has no parameter {', '.join(hints)}; its parameters are "
-            f"{', '.join(names) or 'none'}"
-        )
+    check_param_names(f"recipe '{recipe.name}'", params, names)
     try:
         return recipe.config_class(**params)
     except TypeError as err:  # pragma: no cover - names were checked above
