@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_audit import TINY, photos_npz, tiny_net
 from torch import nn
 
 from robustcv.attacks import attack, robust_accuracy
-from robustcv.attacks.adaptive import EOTModel, bpda_substitution
+from robustcv.attacks.adaptive import (
+    AUTO_EOT,
+    EOTModel,
+    auto_eot,
+    bpda_substitution,
+    stochastic_spread,
+)
+from robustcv.audit import run_audit
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
+from robustcv.report import render_report
 
 
 @pytest.fixture(autouse=True)
@@ -199,3 +209,54 @@ def test_default_ensemble_switches_to_eot_on_a_stochastic_model(
     assert "eot" not in det.notes
     plain = robust_accuracy(model, x[:24], y[:24], eps=0.1, attacks="pgd", sanity=False)
     assert "eot" not in plain.notes  # only the default ensemble switches by itself
+
+
+def test_audit_ensemble_switches_to_eot_and_the_report_says_so(tmp_path: Path) -> None:
+    """The audit's ensemble on a stochastic model runs EOT; results.json and the report say so."""
+    net = tiny_net()
+    noisy = Model(nn.Sequential(GlobalNoise(0.2), net), name="noisy")
+    data = photos_npz(tmp_path / "photos.npz")
+    cfg = {**TINY, "adversarial": {**TINY["adversarial"], "norms": ["linf"], "sanity": False}}
+    torch.manual_seed(0)
+    res = run_audit(noisy, f"npz:{data}", tmp_path / "a", suites="adversarial", config=cfg)
+    notes = res.suites["adversarial"]["norms"]["linf"]["attack_notes"]
+    assert "EOT (10 passes per gradient)" in notes["eot"]
+    assert "majority of 5" in notes["eot"]
+    assert "EOT (10 passes per gradient)" in render_report(tmp_path / "a")
+    det = run_audit(
+        Model(net, name="plain"), f"npz:{data}", tmp_path / "b", suites="adversarial", config=cfg
+    )
+    assert "eot" not in det.suites["adversarial"]["norms"]["linf"]["attack_notes"]
+
+
+def test_auto_eot_threshold() -> None:
+    det = Model(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), num_classes=2)
+    x = torch.rand(3, 1, 2, 2)
+    assert stochastic_spread(det, x) == 0.0 and auto_eot(det, x) is None
+    torch.manual_seed(0)
+    noisy = Model(nn.Sequential(GlobalNoise(0.5), nn.Flatten(), nn.Linear(4, 2)), num_classes=2)
+    eot, eot_eval, note = auto_eot(noisy, x) or (0, 0, "")
+    assert (eot, eot_eval) == AUTO_EOT and "stochastic model" in note
+
+
+class CutGraph(nn.Module):
+    """A bit-depth defence written outside autograd (as numpy or Pillow code would be)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.round(z.detach() * 7) / 7
+
+
+def test_a_layer_that_cuts_the_graph_is_named_with_the_bpda_fix(
+    toy: tuple[nn.Module, torch.Tensor, torch.Tensor],
+) -> None:
+    net, x, y = toy
+    model = Model(nn.Sequential(CutGraph(), net), num_classes=2)
+    with pytest.raises(InputError, match=r"does not depend on its input.*bpda=\{"):
+        attack(model, x[:8], y[:8], "pgd", eps=0.1)
+    with pytest.raises(InputError, match="does not depend on its input"):
+        robust_accuracy(model, x[:8], y[:8], eps=0.1)
+    # with BPDA every member and every sanity check runs; the raw gradients are flagged
+    res = robust_accuracy(model, x[:16], y[:16], eps=0.1, bpda={"0": "identity"})
+    fired = {f.check for f in res.sanity if f.fired}
+    assert "zero-gradients" in fired
+    assert res.accuracy[0] < 1.0

@@ -30,9 +30,69 @@ from torch import nn
 from robustcv.core.errors import InputError
 from robustcv.core.model import Model
 
-__all__ = ["EOT_RULES", "EOTModel", "bpda_substitution", "check_adaptive"]
+__all__ = [
+    "AUTO_EOT",
+    "EOT_RULES",
+    "EOTModel",
+    "auto_eot",
+    "bpda_substitution",
+    "check_adaptive",
+    "stochastic_spread",
+]
 
 EOT_RULES = ("majority", "all")
+#: (eot, eot_eval) the default ensembles switch to on a stochastic model.
+AUTO_EOT = (10, 5)
+_STOCHASTIC_TOL = 1e-4
+
+
+def stochastic_spread(model: Model, x: torch.Tensor, *, n: int = 16) -> float:
+    """How far two forward passes on the same images differ (0 for a deterministic model).
+
+    Args:
+        model: a :class:`Model`.
+        x: images under the image contract; the first ``n`` are used.
+        n: images probed.
+
+    Returns:
+        The largest absolute difference between the logits of two passes on ``x[:n]``.
+
+    Example:
+        >>> m = Model(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)))
+        >>> stochastic_spread(m, torch.rand(2, 1, 2, 2))
+        0.0
+    """
+    with torch.no_grad():
+        probe = x[: max(1, min(n, len(x)))]
+        return float((model.logits(probe) - model.logits(probe)).abs().max())
+
+
+def auto_eot(model: Model, x: torch.Tensor) -> tuple[int, int, str] | None:
+    """The EOT settings a default ensemble switches to on a stochastic model, or None.
+
+    Args:
+        model: a :class:`Model`.
+        x: images under the image contract (a few are probed twice).
+
+    Returns:
+        ``(eot, eot_eval, note)`` with :data:`AUTO_EOT` and a sentence for the report when two
+        forward passes differ by more than 1e-4, else None.
+
+    Example:
+        >>> m = Model(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)))
+        >>> auto_eot(m, torch.rand(2, 1, 2, 2)) is None
+        True
+    """
+    diff = stochastic_spread(model, x)
+    if diff <= _STOCHASTIC_TOL:
+        return None
+    eot, eot_eval = AUTO_EOT
+    note = (
+        f"stochastic model (two forward passes differ by up to {diff:.3g}): the ensemble "
+        f"ran with EOT ({eot} passes per gradient) and decided success by the majority of "
+        f"{eot_eval} evaluations"
+    )
+    return eot, eot_eval, note
 
 
 class EOTModel:

@@ -9,6 +9,7 @@ re-evaluates the model itself and measures norms and cost. Attacks register an
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import time
@@ -380,7 +381,7 @@ def attack(
     before = model.counts()
     start = time.perf_counter()
     clean_wrong = _votes(model, x_in, ctx, y_in, eot_eval, eot_rule)
-    with bpda_substitution(model, bpda):
+    with bpda_substitution(model, bpda), _no_gradient_path(spec, bpda):
         x_adv = spec.fn(ctx, x_in.clone(), y_in, **merged).detach()
     if x_adv.shape != x_in.shape:
         raise RuntimeError(f"attack '{spec.name}' returned shape {tuple(x_adv.shape)}")
@@ -456,6 +457,34 @@ def _votes(
             logits = first if (i == 0 and first is not None) else model.logits(x, validate=False)
             votes += ctx.is_adversarial(logits, y).long()
     return votes * 2 > evaluations if rule == "majority" else votes == evaluations
+
+
+_NO_PATH = (
+    "appears to not have been used in the graph",
+    "does not require grad and does not have a grad_fn",
+)
+
+
+@contextlib.contextmanager
+def _no_gradient_path(spec: AttackSpec, bpda: Mapping[str, Any] | None) -> Iterator[None]:
+    """Turn autograd's "input not used in the graph" into an error that names the fix."""
+    try:
+        yield
+    except RuntimeError as err:
+        if spec.kind != "gradient" or not any(s in str(err) for s in _NO_PATH):
+            raise
+        hint = (
+            "the bpda substitution given does not cover every such layer"
+            if bpda
+            else "name it with bpda={'module name': 'identity'} (a straight-through backward "
+            "pass) or a smooth function"
+        )
+        raise InputError(
+            f"attack '{spec.name}' needs input gradients, but the model's output does not "
+            "depend on its input through autograd: a layer cuts the graph (a .detach(), numpy "
+            f"or Pillow code such as a JPEG or bit-depth defence). {hint[0].upper()}{hint[1:]}, "
+            "or wrap the model with differentiable=False to use the gradient-free attacks"
+        ) from err
 
 
 def perturb(

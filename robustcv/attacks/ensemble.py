@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from robustcv.attacks.base import ATTACKS, attack, check_eps_value, check_params
+from robustcv.attacks.base import ATTACKS, AttackResult, attack, check_eps_value, check_params
 from robustcv.attacks.sanity import Finding, run_sanity_checks
 from robustcv.attacks.threat import get_threat
 from robustcv.core.contract import check_images, check_labels, check_model_fits
@@ -71,6 +71,10 @@ class RobustAccuracyResult(Result):
         median_min_norm: median of ``min_norm`` over all samples (None counts as infinite).
         notes: anything an attack recorded (e.g. a loss switch).
         sanity: gradient-masking sanity findings (empty when ``sanity=False``).
+        costs: where the work went, one entry per member in order, then ``"sanity"`` when the
+            checks ran: ``{"name", "runs", "attacked" (images handed to the member, summed
+            over budgets), "broke" (samples it broke first), "forward", "backward" (passes, in
+            images), "seconds"}``.
     """
 
     norm: str
@@ -90,6 +94,7 @@ class RobustAccuracyResult(Result):
     median_min_norm: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     sanity: list[Finding] = field(default_factory=list)
+    costs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[Finding]:
@@ -254,21 +259,14 @@ def robust_accuracy(
     for name, _ in members:
         if threat.name not in ATTACKS.get(name).norms:
             raise InputError(f"attack '{name}' does not support norm '{threat.name}'")
-    from robustcv.attacks.adaptive import check_adaptive
+    from robustcv.attacks.adaptive import auto_eot, check_adaptive
 
     check_adaptive(eot or 1, eot_eval or 1, "majority", bpda, model)
     notes: dict[str, Any] = {}
     if eot is None and eot_eval is None and attacks == "default":
-        with torch.no_grad():
-            probe = x[: min(16, len(x))]
-            diff = float((model.logits(probe) - model.logits(probe)).abs().max())
-        if diff > 1e-4:
-            eot, eot_eval = 10, 5
-            notes["eot"] = (
-                f"stochastic model (two forward passes differ by up to {diff:.3g}): the default "
-                "ensemble ran with EOT (10 passes per gradient) and decided success by the "
-                "majority of 5 evaluations"
-            )
+        switch = auto_eot(model, x)
+        if switch is not None:
+            eot, eot_eval, notes["eot"] = switch
     adaptive_all = {"eot_eval": eot_eval} if eot_eval and eot_eval > 1 else {}
     adaptive_grad = {
         **adaptive_all,
@@ -293,6 +291,19 @@ def robust_accuracy(
     min_norm = [math.inf] * n
     min_by: list[str | None] = [None] * n
     alive = torch.tensor([b is None for b in broken_by])
+    costs = {
+        name: {"runs": 0, "attacked": 0, "forward": 0, "backward": 0, "seconds": 0.0}
+        for name, _ in members
+    }
+
+    def book(name: str, res: AttackResult) -> None:
+        c = costs[name]
+        c["runs"] += 1
+        c["attacked"] += len(res.success)
+        c["forward"] += res.forward_passes
+        c["backward"] += res.backward_passes
+        c["seconds"] += res.seconds
+
     for name, params in members:
         if not ATTACKS.get(name).minimum_norm or not bool(alive.any()):
             continue
@@ -300,6 +311,7 @@ def robust_accuracy(
         res = attack(
             model, x[idx], y[idx], name, norm=threat.name, seed=seed, **extra(name), **params
         )
+        book(name, res)
         for i, v in zip(idx.tolist(), res.norms.tolist(), strict=True):
             if v < min_norm[i]:
                 min_norm[i], min_by[i] = v, name
@@ -324,6 +336,7 @@ def robust_accuracy(
                 **extra(name),
                 **params,
             )
+            book(name, res)
             if "notes" in res.config:
                 notes[name] = res.config["notes"]
             for i, v in zip(
@@ -334,7 +347,11 @@ def robust_accuracy(
                 min_norm[i] = min(min_norm[i], v)
         accuracy.append(sum(b is None for b in broken_by) / n)
     findings: list[Finding] = []
+    cost_list = [{"name": name, **costs[name]} for name, _ in members]
+    for c in cost_list:
+        c["broke"] = sum(b == c["name"] for b in broken_by)
     if sanity:
+        sanity_start, sanity_before = time.perf_counter(), model.counts()
         robust = torch.tensor(
             [
                 [b is None or (at is not None and at > e) for e in budgets]
@@ -359,6 +376,19 @@ def robust_accuracy(
             member=first,
             seed=seed,
             subset=sanity_subset,
+            adaptive=adaptive_grad,
+        )
+        spent = model.counts() - sanity_before
+        cost_list.append(
+            {
+                "name": "sanity",
+                "runs": 1,
+                "attacked": min(sanity_subset, n),
+                "forward": spent.forward,
+                "backward": spent.backward,
+                "seconds": time.perf_counter() - sanity_start,
+                "broke": 0,
+            }
         )
     cost = model.counts() - before
     robust_counts = [round(a * n) for a in accuracy]
@@ -386,4 +416,5 @@ def robust_accuracy(
         ),
         notes=notes,
         sanity=findings,
+        costs=cost_list,
     )

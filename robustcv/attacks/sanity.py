@@ -19,6 +19,7 @@ Robustness"; AutoAttack's flags):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,10 @@ def _gradients(model: Model, x: torch.Tensor, y: torch.Tensor) -> Finding:
     xr = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         loss = F.cross_entropy(model.logits(xr, validate=False), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, xr)
+        # a layer that cuts the graph (numpy, Pillow, .detach()) leaves no path: zero gradients
+        (grad,) = torch.autograd.grad(loss, xr, allow_unused=True)
+    if grad is None:
+        grad = torch.zeros_like(xr)
     per = grad.flatten(1).abs().sum(1)
     zero = float((per == 0).float().mean())
     tiny = float((per < 1e-8 * grad[0].numel()).float().mean())
@@ -131,6 +135,7 @@ def run_sanity_checks(
     member: tuple[str, dict[str, Any]],
     seed: int = 0,
     subset: int = 100,
+    adaptive: Mapping[str, Any] | None = None,
 ) -> list[Finding]:
     """Run every sanity check; see the module docstring.
 
@@ -144,6 +149,8 @@ def run_sanity_checks(
         member: the first (strongest white-box) ensemble member and its parameters.
         seed: seed for the extra attack runs.
         subset: how many samples the more expensive checks use.
+        adaptive: EOT/BPDA keywords of :func:`robustcv.attacks.attack` the gradient attacks
+            of the checks run with (those the ensemble's gradient members ran with).
 
     Returns:
         One :class:`Finding` per check, in the order of the module docstring.
@@ -152,6 +159,10 @@ def run_sanity_checks(
     xs, ys = x[:n], y[:n]
     findings = [_stochastic(model, xs), _probabilities(model, xs)]
     name, params = member
+    grad_extra = dict(adaptive or {})
+    evals = {k: v for k, v in grad_extra.items() if k in ("eot_eval", "eot_rule")}
+    if ATTACKS.get(name).kind == "gradient":
+        params = {**params, **grad_extra}
     white_box = model.differentiable and ATTACKS.get(name).kind == "gradient"
     if model.differentiable:
         findings.append(_gradients(model, xs, ys))
@@ -188,7 +199,7 @@ def run_sanity_checks(
         eps=big,
         norm=norm,
         seed=seed,
-        **(params if white_box else {}),
+        **(params if white_box else evals),
     )
     rate = strong.success_rate
     findings.append(
@@ -217,7 +228,7 @@ def run_sanity_checks(
         for other in ("noise-uniform", "noise-gaussian", "square"):
             if other in ATTACKS and norm in ATTACKS.get(other).norms:
                 budget: dict[str, Any] = {"queries": 1000} if other == "square" else {}
-                res = attack(model, xv, yv, other, eps=top, norm=norm, seed=seed, **budget)
+                res = attack(model, xv, yv, other, eps=top, norm=norm, seed=seed, **budget, **evals)
                 extra[other] = int(res.success.sum())
     broke = {k: v for k, v in extra.items() if v}
     findings.append(
@@ -270,7 +281,7 @@ def run_sanity_checks(
         for j, e in enumerate(eps):
             alive = torch.nonzero(robust[:, j]).flatten()
             if alive.numel():
-                res = attack(model, x[alive], y[alive], "fgsm", eps=e, norm=norm)
+                res = attack(model, x[alive], y[alive], "fgsm", eps=e, norm=norm, **grad_extra)
                 fgsm_broke = max(fgsm_broke, int(res.success.sum()))
         findings.append(
             Finding(

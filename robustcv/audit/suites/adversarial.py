@@ -674,6 +674,7 @@ class AdversarialSuite(Suite):
     def run(self, ctx: AuditContext, unit: Unit, deps: Mapping[str, Row]) -> Row:
         """A pilot shard (minimal norms) or an ensemble shard (robust_accuracy on the grid)."""
         from robustcv.attacks import attack, robust_accuracy
+        from robustcv.attacks.adaptive import auto_eot
 
         p = unit.params
         norm = p["norm"]
@@ -706,6 +707,9 @@ class AdversarialSuite(Suite):
         order += [m for m in members if m[0] not in ("fmn", "hsj")]
         order += [m for m in members if m[0] in ("fmn", "hsj")]
         cfg = ctx.config.adversarial
+        # a stochastic forward pass makes plain gradients overestimate robustness: the audit's
+        # ensemble switches to EOT as the default ensemble of robust_accuracy does
+        switch = auto_eot(ctx.model, x)
         res = robust_accuracy(
             ctx.model,
             x,
@@ -716,7 +720,12 @@ class AdversarialSuite(Suite):
             seed=seed,
             sanity=cfg.sanity and unit.shard == 0,
             sanity_subset=cfg.sanity_subset,
+            eot=None if switch is None else switch[0],
+            eot_eval=None if switch is None else switch[1],
         )
+        notes = dict(res.notes)
+        if switch is not None:
+            notes["eot"] = switch[2]
         return {
             "eps": res.eps,
             "grid_source": grid["source"],
@@ -727,7 +736,7 @@ class AdversarialSuite(Suite):
             "broken_at": res.broken_at,
             "min_norm": res.min_norm,
             "clean_correct": [b != "clean" for b in res.broken_by],
-            "notes": res.notes,
+            "notes": notes,
             "sanity": [
                 {
                     "check": f.check,

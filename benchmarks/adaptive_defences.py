@@ -1,0 +1,257 @@
+"""Adaptive attacks on a randomised and two non-differentiable defences (issue 17 item 5).
+
+Three defences around a zoo model (default ``zoo:fmnist-cnn``, Fashion-MNIST test images):
+
+* **random resize + pad** (Xie et al. 2018, scaled to 28 px): each forward pass resizes the
+  batch to r x r with r uniform in [22, 28] (bilinear) and pads it back to 28 x 28 at a random
+  offset; the randomness comes from torch's global generator, as in most published defences.
+* **JPEG** (quality 75) through Pillow: the forward pass leaves autograd, so plain gradient
+  attacks have no gradient at all (robustcv refuses them and names ``bpda``).
+* **bit depth** (3 bits) in torch: ``round`` passes zero gradients, so plain PGD only sees its
+  random start.
+
+For each: robust accuracy at L-inf ``--eps`` under plain PGD, PGD with EOT or BPDA, and the
+in-house reference (EOT or BPDA PGD with many more samples, steps and restarts). On the
+randomised defence every row decides success by the majority of ``--eval`` forward passes
+(``eot_eval``), so the rows differ only in the attack.
+
+Usage::
+
+    .venv/bin/python benchmarks/adaptive_defences.py --n 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import platform
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from _sections import write_section
+from PIL import Image
+from torch import nn
+
+import robustcv
+from robustcv.attacks import attack
+from robustcv.core.errors import InputError
+from robustcv.core.model import Model
+from robustcv.core.stats import binomial_ci
+
+BEGIN, END = "<!-- adaptive:begin -->", "<!-- adaptive:end -->"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+class RandomResizePad(nn.Module):
+    """Resize to r x r (r uniform in [low, size]) and zero-pad back at a random offset."""
+
+    def __init__(self, low: int = 22, size: int = 28) -> None:
+        super().__init__()
+        self.low, self.size = low, size
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        r = int(torch.randint(self.low, self.size + 1, ()))
+        small = F.interpolate(z, size=(r, r), mode="bilinear", align_corners=False)
+        pad = self.size - r
+        left, top = (int(v) for v in torch.randint(0, pad + 1, (2,)))
+        return F.pad(small, (left, pad - left, top, pad - top))
+
+
+class PillowJPEG(nn.Module):
+    """JPEG compression through Pillow (outside autograd, as deployed defences are)."""
+
+    def __init__(self, quality: int = 75) -> None:
+        super().__init__()
+        self.quality = quality
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = []
+        for img in (z.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy():
+            buf = io.BytesIO()
+            Image.fromarray(img[0]).save(buf, format="JPEG", quality=self.quality)
+            back = np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float32)
+            out.append(torch.from_numpy(back / 255.0)[None])
+        return torch.stack(out).to(z.device)
+
+
+class BitDepth(nn.Module):
+    """Quantise to ``bits`` bits per channel (zero gradient almost everywhere)."""
+
+    def __init__(self, bits: int = 3) -> None:
+        super().__init__()
+        self.levels = 2**bits - 1
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.round(z * self.levels) / self.levels
+
+
+class Classifier(nn.Module):
+    """The wrapped zoo model (its normalisation included) as a module taking [0, 1] images."""
+
+    def __init__(self, model: Model) -> None:
+        super().__init__()
+        self.net = model.net
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.logits(z, validate=False)
+
+
+def defended(defence: nn.Module, base: Model) -> Model:
+    net = nn.Sequential(OrderedDict(defence=defence, classifier=Classifier(base))).eval()
+    return Model(net, num_classes=10, name=f"{type(defence).__name__}+{base.name}")
+
+
+def robust(res: Any) -> tuple[float, int]:
+    ok = res.clean_correct & ~res.success
+    return float(ok.float().mean()), int(ok.sum())
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--model", default="zoo:fmnist-cnn")
+    parser.add_argument("--eps", type=float, default=0.03)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--eot", type=int, default=10)
+    parser.add_argument("--eval", type=int, default=5, help="eot_eval of every randomised row")
+    parser.add_argument("--ref-eot", type=int, default=30)
+    parser.add_argument("--ref-steps", type=int, default=100)
+    parser.add_argument("--ref-restarts", type=int, default=2)
+    parser.add_argument("--only", default="resize,jpeg,bits")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    only = {s.strip() for s in args.only.split(",")}
+
+    base = robustcv.load_model(args.model)
+    data = robustcv.load_dataset("fashion-mnist", split="test", limit=args.n)
+    x, y = data.x, data.y
+    eps, steps = args.eps, args.steps
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(defence: str, what: str, res: Any, seconds: float) -> None:
+        acc, k = robust(res)
+        lo, hi = binomial_ci(k, len(y))
+        rows.append((defence, what, f"{acc:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{seconds:.0f} s"))
+        print(rows[-1], flush=True)
+
+    if "resize" in only:
+        model = defended(RandomResizePad(), base)
+        ev = {"eot_eval": args.eval}
+        torch.manual_seed(0)
+        res, t = timed(lambda: attack(model, x, y, "pgd", eps=eps, steps=steps, seed=0, **ev))
+        add("random resize + pad", f"PGD-{steps} (plain)", res, t)
+        torch.manual_seed(0)
+        res, t = timed(
+            lambda: attack(model, x, y, "pgd", eps=eps, steps=steps, seed=0, eot=args.eot, **ev)
+        )
+        add("random resize + pad", f"PGD-{steps} + EOT {args.eot}", res, t)
+        torch.manual_seed(0)
+        res, t = timed(
+            lambda: attack(
+                model,
+                x,
+                y,
+                "pgd",
+                eps=eps,
+                steps=args.ref_steps,
+                restarts=args.ref_restarts,
+                seed=1,
+                eot=args.ref_eot,
+                **ev,
+            )
+        )
+        add(
+            "random resize + pad",
+            f"reference: PGD-{args.ref_steps} x {args.ref_restarts} restarts + EOT {args.ref_eot}",
+            res,
+            t,
+        )
+
+    for key, label, defence in (
+        ("jpeg", "JPEG q75 (Pillow)", PillowJPEG()),
+        ("bits", "bit depth 3 (torch round)", BitDepth()),
+    ):
+        if key not in only:
+            continue
+        model = defended(defence, base)
+        try:
+            res, t = timed(lambda m=model: attack(m, x, y, "pgd", eps=eps, steps=steps, seed=0))
+            add(label, f"PGD-{steps} (plain)", res, t)
+        except InputError as err:
+            assert "bpda" in str(err)
+            rows.append(
+                (label, f"PGD-{steps} (plain)", "refused: no gradient, names bpda", "-", "-")
+            )
+        bp: dict[str, Any] = {"bpda": {"defence": "identity"}}
+        res, t = timed(
+            lambda m=model, bp=bp: attack(m, x, y, "pgd", eps=eps, steps=steps, seed=0, **bp)
+        )
+        add(label, f"PGD-{steps} + BPDA (identity)", res, t)
+        res, t = timed(
+            lambda m=model, bp=bp: attack(
+                m,
+                x,
+                y,
+                "pgd",
+                eps=eps,
+                steps=args.ref_steps,
+                restarts=args.ref_restarts,
+                seed=1,
+                **bp,
+            )
+        )
+        add(label, f"reference: PGD-{args.ref_steps} x {args.ref_restarts} restarts + BPDA", res, t)
+
+    clean = {}
+    for key, defence in (
+        ("resize", RandomResizePad()),
+        ("jpeg", PillowJPEG()),
+        ("bits", BitDepth()),
+    ):
+        if key in only:
+            torch.manual_seed(0)
+            clean[key] = float((defended(defence, base).predict(x) == y).float().mean())
+    section = render(args, rows, clean, len(y))
+    print(section)
+    if not args.no_write:
+        write_section(DOCS, section, BEGIN, END)
+
+
+def render(args: Any, rows: list[tuple[str, ...]], clean: dict[str, float], n: int) -> str:
+    lines = [
+        f"## Adaptive attacks on randomised and non-differentiable defences ({args.model}, "
+        f"{n} Fashion-MNIST test images, L-inf eps {args.eps:g})",
+        "",
+        f"Reproduce: `python benchmarks/adaptive_defences.py --n {n} --eps {args.eps:g}`  ",
+        f"Machine: {platform.machine()}, {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}",
+        "",
+        "Clean accuracy of the defended model: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in clean.items())
+        + f". Randomised rows decide success by the majority of {args.eval} passes.",
+        "",
+        "| defence | attack | robust accuracy | 95% CI | time |",
+        "| --- | --- | --- | --- | --- |",
+        *(f"| {' | '.join(r)} |" for r in rows),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
