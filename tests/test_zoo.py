@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from robustcv.attacks import attack
 from robustcv.core.errors import InputError
 from robustcv.data.loading import load_dataset
 from robustcv.diagnostics.accuracy import accuracy
+from robustcv.leaderboard import card_mismatches
 from robustcv.models import ARCHITECTURES, ZOO, SmallCNN, load_model, load_zoo_model, zoo_card
 from robustcv.models.architectures import BagNet, bagnet_evidence, build_architecture
 from robustcv.models.zoo import ZOO_DIR
@@ -205,3 +207,15 @@ def test_bagnet_sees_only_9x9_patches_and_averages_evidence() -> None:
     assert bagnet_evidence(net, x, upsample=True).shape == (2, 10, 28, 28)
     with pytest.raises(InputError, match="need a BagNet"):
         bagnet_evidence(SmallCNN(), x)
+
+
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_card_leaderboard_section_equals_the_shipped_leaderboard(name: str) -> None:
+    """A card's leaderboard numbers are docs/leaderboard.json's row, never copied by hand."""
+    board = Path(__file__).resolve().parents[1] / "docs" / "leaderboard.json"
+    card = zoo_card(name)
+    assert card_mismatches(card, board, name) == []
+    if "leaderboard" in card:
+        rob = card["leaderboard"]["robust_accuracy"]
+        assert rob["attacks"] == "default" and rob["norm"] == "linf"
+        assert rob["eps"] == pytest.approx(0.1)
