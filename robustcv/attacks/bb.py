@@ -146,7 +146,7 @@ def solve_hyperplane(
     if p == 2.0:
         keys = torch.where(w > 0, room / w.clamp_min(1e-30), torch.full_like(w, _BIG))
         theta, feasible = _water_fill(keys, w * room, w * w, need_abs)
-        move = torch.minimum(theta[:, None] * w, room)
+        move = torch.where(w > 0, torch.minimum(theta[:, None] * w, room), 0.0)
     elif p == math.inf:
         if center is not None:
             raise ValueError("the L-inf solver measures from 0 (center=None)")
@@ -350,6 +350,7 @@ def bb(
     binary_search_steps: int = 10,
     init_steps: int = 20,
     starts: torch.Tensor | None = None,
+    n_targets: int = 0,
 ) -> torch.Tensor:
     """Brendel & Bethge minimum-norm attack; see the module docstring.
 
@@ -368,6 +369,11 @@ def bb(
         starts: optional adversarial starting points, shaped like ``x`` and in [0, 1] (for a
             targeted attack: classified as the target). Rows that are not adversarial use the
             internal start instead (noted in ``config["notes"]["starts"]``).
+        n_targets: untargeted run only (0), or also targeted runs (each with its own internal
+            start) at the ``n_targets`` most likely other classes at the clean point (without
+            explicit ``targets``); each sample keeps its smallest adversarial perturbation. A
+            boundary walk stays near the boundary it starts on, so the other classes' runs are
+            what finds a closer boundary elsewhere (about ``1 + n_targets`` times the cost).
 
     Returns:
         The smallest adversarial iterate per sample, ``x`` itself where none was found.
@@ -399,27 +405,57 @@ def bb(
             raise InputError(f"{name} must be an int >= 0, got {value!r}")
     if isinstance(lr_num_decay, bool) or not isinstance(lr_num_decay, int) or lr_num_decay < 0:
         raise InputError(f"lr_num_decay must be an int >= 0, got {lr_num_decay!r}")
+    if isinstance(n_targets, bool) or not isinstance(n_targets, int) or n_targets < 0:
+        raise InputError(f"n_targets must be an int >= 0, got {n_targets!r}")
     s_in = None if starts is None else _check_starts(starts, x)
+    walk = (init_steps, binary_search_steps, steps, lr, lr_decay, lr_num_decay, momentum, overshoot)
+    best, best_norm = _bb_run(ctx, x, y, s_in, *walk)
+    if ctx.targets is None and n_targets > 0:
+        with torch.no_grad():
+            order = ctx.model.logits(x, validate=False).argsort(1, descending=True)
+        others = order[order != y[:, None]].view(x.shape[0], -1)  # most likely first, y removed
+        rows = torch.nonzero(best_norm > 0).flatten()  # clean misclassified: nothing to improve
+        for j in range(min(n_targets, others.shape[1])):
+            if rows.numel() == 0:
+                break
+            sub = dataclasses.replace(
+                ctx, eps=None, targets=others[rows, j], keys=ctx.keys[rows.cpu()], notes={}
+            )
+            run, run_norm = _bb_run(sub, x[rows], y[rows], None, *walk)
+            better = run_norm < best_norm[rows]
+            best[rows[better]] = run[better]
+            best_norm[rows] = torch.where(better, run_norm, best_norm[rows])
+    if ctx.eps is not None:
+        best = ctx.threat.project(x, best, ctx.eps, check=False)
+    return best
 
+
+def _bb_run(
+    ctx: AttackContext,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    starts: torch.Tensor | None,
+    init_steps: int,
+    binary_search_steps: int,
+    *schedule: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One run (untargeted, or at ``ctx.targets``): best points and their norms (inf: none)."""
     threat = ctx.threat
     p = {"linf": math.inf, "l2": 2.0, "l1": 1.0, "l0": 1.0}[threat.name]
     n = x.shape[0]
     best = x.clone()
     best_norm = torch.full((n,), math.inf, device=x.device)
-    start, have, clean_adv = _starting_points(ctx, x, y, s_in, init_steps)
+    start, have, clean_adv = _starting_points(ctx, x, y, starts, init_steps)
     best_norm[clean_adv] = 0.0
     rows = torch.nonzero(have & ~clean_adv).flatten()
     if rows.numel():
         t = None if ctx.targets is None else ctx.targets[rows]
         x0, yr = x[rows], y[rows]
         xa = _bisect(ctx, x0, start[rows], yr, t, binary_search_steps)
-        schedule = (steps, lr, lr_decay, lr_num_decay, momentum, overshoot)
         found, found_norm = _boundary_walk(ctx, threat, p, x0, yr, t, xa, start[rows], *schedule)
         best[rows] = found
         best_norm[rows] = found_norm
-    if ctx.eps is not None:
-        best = threat.project(x, best, ctx.eps, check=False)
-    return best
+    return best, best_norm
 
 
 def _boundary_walk(
@@ -431,10 +467,10 @@ def _boundary_walk(
     t: torch.Tensor | None,
     xa: torch.Tensor,
     fallback: torch.Tensor,
-    steps: int,
+    steps: float,
     lr: float,
     lr_decay: float,
-    lr_num_decay: int,
+    lr_num_decay: float,
     momentum: float,
     overshoot: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -447,8 +483,8 @@ def _boundary_walk(
     best_norm = threat.norm(best - x0)
     normal = torch.zeros_like(flat0)
     factor = torch.ones(m, device=x0.device)
-    period = max(1, math.ceil(steps / max(lr_num_decay, 1))) if lr_num_decay else steps + 1
-    for k in range(steps + 1):
+    period = max(1, math.ceil(steps / max(lr_num_decay, 1)))
+    for k in range(int(steps) + 1):
         last = k == steps
         xr = xa.detach().requires_grad_(not last)
         with torch.set_grad_enabled(not last):
@@ -476,6 +512,7 @@ def _boundary_walk(
         d_proj, _ = solve_hyperplane(2.0, b, s, lo, hi, center=d)
         target, _ = solve_hyperplane(p, b, s, lo, hi)
         step = trust_step(d, d_proj, target, radius)
+        step = torch.where(torch.isfinite(step).all(1, keepdim=True), step, d)  # zero gradients
         xa = (x0 + step.view(shape)).clamp(0.0, 1.0)
     return best, best_norm
 
@@ -498,6 +535,7 @@ register_attack(
             "binary_search_steps": 10,
             "init_steps": 20,
             "starts": None,
+            "n_targets": 0,
         },
         summary="Brendel-Bethge boundary walk: minimum-norm attack with batched convex sub-steps",
     )
