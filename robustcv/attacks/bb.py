@@ -67,6 +67,9 @@ from robustcv.core.errors import InputError
 __all__ = ["bb", "solve_hyperplane", "trust_step"]
 
 _NOISE_TRIES = 20  # blended-noise draws per sample for a starting point
+# measured on zoo:fmnist-cnn-at (100 images, 200 steps): L2 median 0.85 at 1.0 vs 1.16 at 0.1,
+# L1 3.2 vs 7.1; L-inf 0.122 at 0.1 vs 0.133 at 1.0
+_OVERSHOOT = {"linf": 0.1, "l2": 1.0, "l1": 1.0, "l0": 1.0}
 _BIG = 1e30  # "never saturates" breakpoint for coordinates that cannot move the hyperplane value
 
 
@@ -346,7 +349,7 @@ def bb(
     lr_decay: float = 0.5,
     lr_num_decay: int = 10,
     momentum: float = 0.8,
-    overshoot: float = 0.1,
+    overshoot: float | None = None,
     binary_search_steps: int = 10,
     init_steps: int = 20,
     starts: torch.Tensor | None = None,
@@ -363,7 +366,11 @@ def bb(
         lr_decay: factor applied to the trust radius ``lr_num_decay`` times over the steps.
         lr_num_decay: how many times the trust radius decays.
         momentum: averaging of the boundary normal, in [0, 1).
-        overshoot: the linearised step aims this many trust radii past the boundary (>= 0).
+        overshoot: the linearised step aims this many trust radii past the boundary (>= 0);
+            None: 1.0 for L2, L1 and L0, 0.1 for L-inf (an iterate that lands on the clean side
+            is not recorded, and with a curved boundary a small overshoot lands there often;
+            on ``zoo:fmnist-cnn-at`` 1.0 lowers the median L2 distance by 27% and L1 by 55%
+            against 0.1, while L-inf does 8% better at 0.1).
         binary_search_steps: bisection steps from ``x`` to the start (lands on the boundary).
         init_steps: steps of the internal :func:`~robustcv.attacks.fmn.fmn` start.
         starts: optional adversarial starting points, shaped like ``x`` and in [0, 1] (for a
@@ -398,8 +405,14 @@ def bb(
         raise InputError(f"lr_decay must be in (0, 1], got {lr_decay!r}; e.g. lr_decay=0.5")
     if not 0.0 <= momentum < 1.0:
         raise InputError(f"momentum must be in [0, 1), got {momentum!r}; e.g. momentum=0.8")
-    if not 0.0 <= overshoot < math.inf:
-        raise InputError(f"overshoot must be a finite number >= 0, got {overshoot!r}")
+    if overshoot is None:
+        overshoot = _OVERSHOOT[ctx.threat.name]
+    if (
+        isinstance(overshoot, bool)
+        or not isinstance(overshoot, (int, float))
+        or not 0.0 <= overshoot < math.inf
+    ):
+        raise InputError(f"overshoot must be None or a finite number >= 0, got {overshoot!r}")
     for name, value in (("binary_search_steps", binary_search_steps), ("init_steps", init_steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InputError(f"{name} must be an int >= 0, got {value!r}")
@@ -531,7 +544,7 @@ register_attack(
             "lr_decay": 0.5,
             "lr_num_decay": 10,
             "momentum": 0.8,
-            "overshoot": 0.1,
+            "overshoot": None,
             "binary_search_steps": 10,
             "init_steps": 20,
             "starts": None,
