@@ -315,7 +315,9 @@ def test_trust_step_is_the_exact_l2_trust_region_solution_without_box() -> None:
 
 
 def test_bb_against_the_milp_optimum() -> None:
-    """No attack may beat a proven optimum; bb at 300 steps lands close to it."""
+    """No attack may beat a proven optimum; bb at 300 steps lands close to it, closer with
+    targeted runs at the two most likely other classes (a boundary walk keeps to the boundary
+    it starts on)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -324,5 +326,9 @@ def test_bb_against_the_milp_optimum() -> None:
     net, x, y, exact = load_fixture()
     model = Model(net, num_classes=10)
     found = attack(model, x, y, "bb", norm="linf", steps=300).norms.numpy()
-    assert bool(np.all(found >= exact * (1 - 1e-4))), "below a proven optimum"
-    assert float(np.mean(found / exact)) <= 1.10, float(np.mean(found / exact))
+    targeted = attack(model, x, y, "bb", norm="linf", steps=300, n_targets=2).norms.numpy()
+    for norms in (found, targeted):
+        assert bool(np.all(norms >= exact * (1 - 1e-4))), "below a proven optimum"
+    assert float(np.mean(found / exact)) <= 1.08, float(np.mean(found / exact))  # measured 1.052
+    assert float(np.mean(targeted / exact)) <= 1.03, float(np.mean(targeted / exact))  # 1.015
+    assert bool(np.all(targeted <= found + 1e-7))  # the untargeted run is one of the candidates
