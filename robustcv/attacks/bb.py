@@ -550,6 +550,7 @@ register_attack(
             "starts": None,
             "n_targets": 0,
         },
-        summary="Brendel-Bethge boundary walk: minimum-norm attack with batched convex sub-steps",
+        summary="Brendel-Bethge boundary walk, batched convex sub-steps (Brendel & Bethge 2019); "
+        "eps=None gives minimal norms",
     )
 )
