@@ -83,6 +83,21 @@ def test_linear_model_reaches_the_closed_form_distance(norm: str, dual: float) -
     assert bool((res.norms <= distance * 1.02).all()), (res.norms / distance).max()
 
 
+def test_linear_model_l0_reaches_the_fewest_changed_values() -> None:
+    """The fewest coordinates that can cross w.x + b = 0 are the largest capacities
+    |w_i| * (room in the useful direction) that add up to |f|; bb finds that count."""
+    model, x, y, f = _linear_binary()
+    w = model.net[1].weight.detach()[1]
+    flat = x.flatten(1)
+    useful = torch.where(y[:, None] == 1, -torch.sign(w), torch.sign(w))  # towards the boundary
+    room = torch.where(useful > 0, 1 - flat, flat)
+    capacity = (w.abs() * room).sort(dim=1, descending=True).values.cumsum(1)
+    fewest = (capacity < f[:, None]).sum(1) + 1
+    res = attack(model, x, y, "bb", norm="l0", steps=30)
+    assert bool(res.success.all())
+    assert torch.equal(res.norms, fewest.float()), (res.norms, fewest)
+
+
 def test_targeted_hits_the_target() -> None:
     model = _net()
     x = _data(12)

@@ -39,7 +39,10 @@ segment; every fixed point (``d' = p* = d``) satisfies the optimality conditions
 problem. If the hyperplane is out of reach, the step moves ``r`` towards it.
 
 **L0** uses the L1 sub-problem (the convex relaxation of the count; its solutions change at most
-one coordinate fractionally) and keeps the iterate with the fewest changed values.
+one coordinate fractionally) without the trust region: every point strictly between two sparse
+points changes the union of their coordinates, so each step jumps to the sparse minimiser of the
+linearised problem (aimed ``overshoot`` trust radii past the boundary), and the iterate with the
+fewest changed values is kept.
 
 With a budget ``eps`` (``ctx.eps``), the result is projected into the eps-ball at the end (the
 search itself is unbounded). Per-sample randomness (noise starts) is keyed by (seed, image
@@ -497,6 +500,7 @@ def _boundary_walk(
     normal = torch.zeros_like(flat0)
     factor = torch.ones(m, device=x0.device)
     period = max(1, math.ceil(steps / max(lr_num_decay, 1)))
+    l0 = threat.name == "l0"
     for k in range(int(steps) + 1):
         last = k == steps
         xr = xa.detach().requires_grad_(not last)
@@ -522,9 +526,12 @@ def _boundary_walk(
         rate = lr * lr_decay ** (k // period)
         radius = rate * factor * d.norm(dim=1)
         s = (b * d).sum(1) - c.detach() - overshoot * radius * g_len
-        d_proj, _ = solve_hyperplane(2.0, b, s, lo, hi, center=d)
         target, _ = solve_hyperplane(p, b, s, lo, hi)
-        step = trust_step(d, d_proj, target, radius)
+        if l0:  # a point between two sparse ones is dense: jump to the sparse minimiser
+            step = target
+        else:
+            d_proj, _ = solve_hyperplane(2.0, b, s, lo, hi, center=d)
+            step = trust_step(d, d_proj, target, radius)
         step = torch.where(torch.isfinite(step).all(1, keepdim=True), step, d)  # zero gradients
         xa = (x0 + step.view(shape)).clamp(0.0, 1.0)
     return best, best_norm
