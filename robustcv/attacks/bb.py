@@ -5,8 +5,8 @@ The attack walks along the decision boundary towards the clean image ``x0``:
 1. **Start.** An adversarial starting point per sample: ``starts=`` if given (rows that are not
    adversarial fall back to the internal start, noted in the result's ``config["notes"]``),
    else a short :func:`~robustcv.attacks.fmn.fmn` run (``init_steps``, in the attack's norm,
-   then in L2 for the samples it left), else blended uniform
-   noise (seeded per sample), else the nearest image of the batch that is adversarial for the
+   then in L2 for the samples it left), else uniform noise (seeded per sample; the bisection
+   blends it with ``x0``), else the nearest image of the batch that is adversarial for the
    sample (the only start that depends on the batch; used when everything else failed). A
    ``binary_search_steps`` bisection on the segment from ``x0`` to the start lands on the
    boundary.
@@ -24,7 +24,9 @@ The attack walks along the decision boundary towards the clean image ``x0``:
    ``lr_decay`` ``lr_num_decay`` times, evenly over the steps. A sample whose iterate left the
    adversarial region halves its own radius factor (and regains it by 1.5x per adversarial
    step, up to 1); the linearised constraint pulls such an iterate back across the boundary.
-4. The smallest adversarial iterate per sample is returned.
+4. The smallest adversarial iterate per sample is returned. With ``n_targets`` (untargeted
+   runs only) the whole attack is repeated targeted at the most likely other classes and each
+   sample keeps its best: a walk keeps to the boundary it starts on.
 
 **The sub-problem** is solved exactly and batched, without the trust region first: the point
 ``p*`` of the hyperplane ∩ box with the smallest norm has a closed form after one sort per
