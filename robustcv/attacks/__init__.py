@@ -5,6 +5,7 @@
 """
 
 from robustcv.attacks import apgd as _apgd  # noqa: F401  (registers apgd-ce, apgd-dlr, apgd-t)
+from robustcv.attacks import bb as _bb  # noqa: F401  (registers bb)
 from robustcv.attacks import cw as _cw  # noqa: F401  (registers cw)
 from robustcv.attacks import ddn as _ddn  # noqa: F401  (registers ddn)
 from robustcv.attacks import deepfool as _deepfool  # noqa: F401  (registers deepfool)
