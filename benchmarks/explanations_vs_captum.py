@@ -37,6 +37,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from _sections import write_section as write_marked_section
 from torch import nn
 from torch.nn import functional as F
 
@@ -382,14 +383,7 @@ def main() -> None:
 
 def write_section(path: Path, section: str) -> None:
     """Replace the text between the explanations markers of ``path`` (or append it)."""
-    block = f"{BEGIN}\n{section}\n{END}"
-    old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        before, rest = old.split(BEGIN, 1)
-        new = before + block + rest.split(END, 1)[1]
-    else:
-        new = (old.rstrip("\n") + "\n\n" if old else "") + block + "\n"
-    path.write_text(new)
+    write_marked_section(path, section, BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
+from _sections import write_section as write_marked_section  # noqa: E402
 
 from robustcv.audit import run_audit  # noqa: E402
 from robustcv.audit.plan import Row, Unit  # noqa: E402
@@ -383,14 +384,7 @@ BEGIN, END = "<!-- ray:begin -->", "<!-- ray:end -->"
 
 def write_section(path: Path, section: str) -> None:
     """Replace the text between the ray markers of ``path`` (or append the section)."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if BEGIN in old and END in old:
-        before, rest = old.split(BEGIN, 1)
-        new = before + block + rest.split(END, 1)[1]
-    else:
-        new = (old.rstrip("\n") + "\n\n" if old else "") + block + "\n"
-    path.write_text(new, encoding="utf-8")
+    write_marked_section(path, section, BEGIN, END)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

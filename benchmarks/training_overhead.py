@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _sections import write_section as write_marked_section
 from torch import nn
 
 from robustcv.core.seeding import make_generator
@@ -131,14 +132,7 @@ def table(rows: Sequence[dict[str, Any]], threads: int) -> str:
 
 def write_section(path: Path, section: str) -> None:
     """Replace the text between the training markers of ``path`` (or append the section)."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if BEGIN in old and END in old:
-        before, rest = old.split(BEGIN, 1)
-        new = before + block + rest.split(END, 1)[1]
-    else:
-        new = (old.rstrip("\n") + "\n\n" if old else "") + block + "\n"
-    path.write_text(new, encoding="utf-8")
+    write_marked_section(path, section, BEGIN, END)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

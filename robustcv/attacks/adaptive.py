@@ -33,6 +33,7 @@ from robustcv.core.model import Model
 __all__ = [
     "AUTO_EOT",
     "EOT_RULES",
+    "STOCHASTIC_TOL",
     "EOTModel",
     "auto_eot",
     "bpda_substitution",
@@ -43,7 +44,8 @@ __all__ = [
 EOT_RULES = ("majority", "all")
 #: (eot, eot_eval) the default ensembles switch to on a stochastic model.
 AUTO_EOT = (10, 5)
-_STOCHASTIC_TOL = 1e-4
+#: logits of two forward passes differing by more than this mark a stochastic model.
+STOCHASTIC_TOL = 1e-4
 
 
 def stochastic_spread(model: Model, x: torch.Tensor, *, n: int = 16) -> float:
@@ -84,7 +86,7 @@ def auto_eot(model: Model, x: torch.Tensor) -> tuple[int, int, str] | None:
         True
     """
     diff = stochastic_spread(model, x)
-    if diff <= _STOCHASTIC_TOL:
+    if diff <= STOCHASTIC_TOL:
         return None
     eot, eot_eval = AUTO_EOT
     note = (

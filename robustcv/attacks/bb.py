@@ -418,13 +418,8 @@ def bb(
         or not 0.0 <= overshoot < math.inf
     ):
         raise InputError(f"overshoot must be None or a finite number >= 0, got {overshoot!r}")
-    for name, value in (("binary_search_steps", binary_search_steps), ("init_steps", init_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InputError(f"{name} must be an int >= 0, got {value!r}")
-    if isinstance(lr_num_decay, bool) or not isinstance(lr_num_decay, int) or lr_num_decay < 0:
-        raise InputError(f"lr_num_decay must be an int >= 0, got {lr_num_decay!r}")
-    if isinstance(n_targets, bool) or not isinstance(n_targets, int) or n_targets < 0:
-        raise InputError(f"n_targets must be an int >= 0, got {n_targets!r}")
+    # the counts (steps, binary_search_steps, init_steps, lr_num_decay, n_targets) are checked
+    # by the runner against their defaults (robustcv.attacks.base.check_params)
     s_in = None if starts is None else _check_starts(starts, x)
     walk = (init_steps, binary_search_steps, steps, lr, lr_decay, lr_num_decay, momentum, overshoot)
     best, best_norm = _bb_run(ctx, x, y, s_in, *walk)

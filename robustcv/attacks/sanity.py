@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from robustcv.attacks.adaptive import STOCHASTIC_TOL, stochastic_spread
 from robustcv.attacks.base import ATTACKS, attack
 from robustcv.core.model import Model
 from robustcv.core.results import Result
@@ -61,11 +62,8 @@ def _large_eps(norm: str, dim: int) -> float:
 
 
 def _stochastic(model: Model, x: torch.Tensor) -> Finding:
-    with torch.no_grad():
-        a = model.logits(x, validate=False)
-        b = model.logits(x, validate=False)
-    diff = float((a - b).abs().max())
-    fired = diff > 1e-4
+    diff = stochastic_spread(model, x, n=len(x))
+    fired = diff > STOCHASTIC_TOL
     return Finding(
         "stochastic-forward",
         fired,
