@@ -190,8 +190,37 @@ def test_pixelate_index_rules_match_pillow_for_many_sizes() -> None:
 # ----------------------------------------------------------------------------------------- JPEG
 
 
+@pytest.fixture(params=["simplejpeg", "pillow"])
+def jpeg_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a JPEG test with each decoder: simplejpeg (the fast extra) and Pillow."""
+    if request.param == "pillow":
+        monkeypatch.setattr(digital, "_simplejpeg", None)
+    elif digital._simplejpeg is None:
+        pytest.skip("simplejpeg is not installed (pip install -e '.[fast]')")
+    return str(request.param)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("quality", [5, 30, 75, 95])
+def test_simplejpeg_decodes_exactly_as_pillow(channels: int, quality: int) -> None:
+    sj = pytest.importorskip("simplejpeg")
+    g = torch.Generator().manual_seed(quality + channels)
+    for h, w in [(224, 224), (37, 53), (9, 13), (300, 17)]:
+        base = torch.rand(channels, 4, 4, generator=g)
+        img = F.interpolate(base[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+        img = (img + 0.2 * torch.rand(channels, h, w, generator=g)).clamp(0, 1)
+        arr = (img.numpy() * 255 + 0.5).astype(np.uint8)
+        pil = Image.fromarray(arr[0] if channels == 1 else arr.transpose(1, 2, 0))
+        buf = io.BytesIO()
+        pil.save(buf, format="JPEG", quality=quality)
+        want = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+        got = digital._decode_jpeg(buf, channels)
+        assert got.reshape(want.shape).tobytes() == want.tobytes(), (h, w)
+        assert digital._simplejpeg is sj
+
+
 @pytest.mark.parametrize("quality", [7, 25, 80])
-def test_jpeg_matches_pillow_rgb_and_grey(quality: int) -> None:
+def test_jpeg_matches_pillow_rgb_and_grey(quality: int, jpeg_decoder: str) -> None:
     x = _photo(64, 72)
     p = {"quality": float(quality)}
     got = digital._jpeg(x, p, FakeRNG(2))
@@ -215,7 +244,9 @@ def test_jpeg_matches_pillow_rgb_and_grey(quality: int) -> None:
 # row), even heights that end mid-MCU (encoded alone) and images smaller than one MCU
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize(("h", "w"), [(8, 8), (9, 13), (28, 28), (37, 53), (32, 17), (100, 61)])
-def test_jpeg_mosaic_equals_encoding_each_image_alone(channels: int, h: int, w: int) -> None:
+def test_jpeg_mosaic_equals_encoding_each_image_alone(
+    channels: int, h: int, w: int, jpeg_decoder: str
+) -> None:
     # smooth images with texture, so that colour rows differ and edge errors would show
     g = torch.Generator().manual_seed(h * 100 + w)
     base = torch.rand(5, channels, 3, 3, generator=g)
@@ -595,7 +626,7 @@ def test_jpeg_restores_pillows_block_cache_and_file_kind_does_not_matter(
     x = torch.rand(6, 3, 40, 48, generator=torch.Generator().manual_seed(5))
     got = digital._jpeg(x, {"quality": 20.0}, FakeRNG(0))
     assert Image.core.get_blocks_max() == before
-    monkeypatch.setattr(digital, "_scratch_file", io.BytesIO)  # the portable path
+    monkeypatch.setattr(digital, "_scratch_file", lambda parallel=True: io.BytesIO())  # portable
     assert torch.equal(digital._jpeg(x, {"quality": 20.0}, FakeRNG(0)), got)
 
 
