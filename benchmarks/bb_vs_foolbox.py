@@ -53,10 +53,16 @@ def main() -> None:
     parser.add_argument("--model", default="zoo:fmnist-cnn-at")
     parser.add_argument("--norms", default="l2,linf")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="load the model with channels_last=True (both sides then share its channels-last "
+        "weights; robustcv also hands the network channels-last batches)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    model = robustcv.load_model(args.model)
+    model = robustcv.load_model(args.model, channels_last=args.channels_last)
     data = robustcv.load_dataset("fashion-mnist", split="test", limit=4 * args.n)
     correct = model.predict(data.x) == data.y
     x, y = data.x[correct][: args.n], data.y[correct][: args.n]
@@ -131,6 +137,7 @@ def main() -> None:
     machine = (
         f"{platform.machine()}, 1 torch thread, torch {torch.__version__}, foolbox "
         f"{fb.__version__}, numba {numba.__version__}"
+        + (", channels-last weights (both sides)" if args.channels_last else "")
     )
     print(text)
     print("\n".join(summary))

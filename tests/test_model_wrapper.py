@@ -601,3 +601,62 @@ def test_parameter_free_callable_works():
 
 def test_default_name_is_class_name():
     assert Model(_linear_net()).name == "Sequential"
+
+
+# ---------------------------------------------------------------------------- channels_last
+
+
+def _conv_net(c: int = 3) -> nn.Module:
+    _seed(3)
+    return nn.Sequential(
+        nn.Conv2d(c, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 5 * 4, 4),
+    )
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_channels_last_matches_the_default_layout(batch: int) -> None:
+    import copy
+
+    base = _conv_net()
+    plain = Model(copy.deepcopy(base), mean=[0.4, 0.5, 0.6], std=0.25)
+    fast = Model(copy.deepcopy(base), mean=[0.4, 0.5, 0.6], std=0.25, channels_last=True)
+    assert fast.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = _images(batch, 3, 10, 9, seed=batch)
+    pre = fast.preprocess(x)
+    assert pre.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(pre, plain.preprocess(x))  # same values, another layout
+    grads = []
+    for model in (plain, fast):
+        xi = x.clone().requires_grad_(True)
+        out = model.logits(xi)
+        (g,) = torch.autograd.grad(out.logsumexp(1).sum(), xi)
+        grads.append((out.detach(), g))
+    torch.testing.assert_close(grads[1][0], grads[0][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads[1][1], grads[0][1], atol=1e-5, rtol=1e-5)
+    assert fast.counts().backward == batch  # the pass counting still sees the input
+
+
+def test_channels_last_must_be_a_bool() -> None:
+    from robustcv.core.errors import InputError
+
+    with pytest.raises(InputError, match="channels_last must be True or False"):
+        Model(_conv_net(), channels_last="yes")  # type: ignore[arg-type]
+
+
+def test_load_model_passes_channels_last_to_zoo_models() -> None:
+    from robustcv.models import load_model
+
+    model = load_model("zoo:fmnist-cnn", channels_last=True)
+    assert model.channels_last
+    convs = [m for m in model.net.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    plain = load_model("zoo:fmnist-cnn")
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model(x), plain(x), atol=1e-5, rtol=1e-5)

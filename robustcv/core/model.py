@@ -124,6 +124,13 @@ class Model:
             (default) raises :class:`InputError` naming how many rows are affected; ``"warn"``
             warns (:class:`NonFiniteLogitsWarning`) and returns them (``accuracy`` then counts
             those images as wrong).
+        channels_last: run the network in the channels-last memory layout: its 4-D weights are
+            converted once (in place, like the move to ``device``) and every preprocessed
+            batch is handed over channels-last. On the CPU this makes convolutional networks
+            faster (zoo:fmnist-cnn-at forward+backward: 1.21-1.35x at batch 32-500); values
+            agree with the default layout to float rounding (about 1e-9 on the zoo CNN's input
+            gradients), not to the bit. Off by default, so that stored results stay
+            reproducible bit for bit.
 
     Raises:
         InputError: bad arguments; a shape mismatch between the images and the network is
@@ -152,6 +159,7 @@ class Model:
         differentiable: bool = True,
         name: str | None = None,
         nonfinite: str = "raise",
+        channels_last: bool = False,
     ) -> None:
         if not callable(net):
             raise InputError(
@@ -164,8 +172,13 @@ class Model:
             raise InputError(f"nonfinite must be 'raise' or 'warn', got {nonfinite!r}")
         self.nonfinite = nonfinite
         self.device = self._resolve_device(net, device)
+        if not isinstance(channels_last, bool):
+            raise InputError(f"channels_last must be True or False, got {channels_last!r}")
+        self.channels_last = channels_last
         if isinstance(net, nn.Module):
             net.to(self.device)
+            if channels_last:
+                net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
         try:
             ok = len(input_range) == 2 and float(input_range[1]) > float(input_range[0])
@@ -324,6 +337,8 @@ class Model:
             x = x - self._mean
         if self._std is not None:
             x = x / self._std
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def _check_outputs(self, out: Any, batch: int) -> torch.Tensor:

@@ -140,6 +140,7 @@ def load_model(
     num_classes: int | None = None,
     features: FeatureSpec = None,
     device: torch.device | str | None = None,
+    channels_last: bool = False,
 ) -> Model:
     """Load a classifier and wrap it in a :class:`robustcv.Model`.
 
@@ -152,6 +153,8 @@ def load_model(
         num_classes: number of classes (inferred from the first output when None).
         features: a layer name or callable giving penultimate features.
         device: where to run (default: CPU, or the module's device).
+        channels_last: run the network channels-last (faster convolutions on the CPU; see
+            :class:`robustcv.Model`).
 
     Returns:
         A :class:`robustcv.Model` taking [0, 1] images.
@@ -183,6 +186,7 @@ def load_model(
         "num_classes": num_classes,
         "features": features,
         "device": device,
+        "channels_last": channels_last,
     }
     if isinstance(spec, Model):
         if device is not None and spec.device != device:
@@ -202,13 +206,17 @@ def load_model(
             "file.py:factory (robustcv list models shows the zoo)"
         )
     if text.startswith("zoo:"):
-        custom = {k: v for k, v in wrap.items() if k != "device" and v not in (None, (0.0, 1.0))}
+        custom = {
+            k: v
+            for k, v in wrap.items()
+            if k not in ("device", "channels_last") and v not in (None, (0.0, 1.0))
+        }
         if custom or weights is not None:
             raise InputError(
                 f"zoo models carry their own preprocessing and weights; drop {sorted(custom)}"
                 f"{' and weights' if weights is not None else ''}"
             )
-        return load_zoo_model(text[4:], device=device)
+        return load_zoo_model(text[4:], device=device, channels_last=channels_last)
     path = Path(text).expanduser()
     if path.suffix == ".onnx":
         if weights is not None:

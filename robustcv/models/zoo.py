@@ -118,8 +118,10 @@ def zoo_held_out(name: str) -> tuple[str, str, torch.Tensor]:
     return str(cfg.get("data", card["data"])), "train", val
 
 
-def load_zoo_model(name: str, *, device: torch.device | str | None = None) -> Model:
-    """Build a zoo model from its card and shipped weights.
+def load_zoo_model(
+    name: str, *, device: torch.device | str | None = None, channels_last: bool = False
+) -> Model:
+    """Build a zoo model from its card and shipped weights (``channels_last``: see Model).
 
     Example:
         >>> model = load_zoo_model("fmnist-cnn")
@@ -141,4 +143,5 @@ def load_zoo_model(name: str, *, device: torch.device | str | None = None) -> Mo
         features=card.get("features"),
         device=device,
         name=f"zoo:{entry.name}",
+        channels_last=channels_last,
     )
