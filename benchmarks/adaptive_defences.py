@@ -10,8 +10,10 @@ Three defences around a zoo model (default ``zoo:fmnist-cnn``, Fashion-MNIST tes
 * **bit depth** (3 bits) in torch: ``round`` passes zero gradients, so plain PGD only sees its
   random start.
 
-For each: robust accuracy at L-inf ``--eps`` under plain PGD, PGD with EOT or BPDA, and the
-in-house reference (EOT or BPDA PGD with many more samples, steps and restarts). On the
+For each: robust accuracy at L-inf ``--eps`` under plain PGD, PGD with EOT or BPDA (for the
+randomised defence also robustcv's PGD + EOT at the reference's budget), and the in-house
+reference (``reference_attack``: EOT or BPDA PGD with more samples, steps and restarts, written
+here without robustcv's attack code). On the
 randomised defence every row decides success by the majority of ``--eval`` forward passes
 (``eot_eval``), so the rows differ only in the attack.
 
@@ -258,6 +260,28 @@ def main() -> None:
         )
         add("random resize + pad", f"PGD-{steps} + EOT {args.eot}", res, t)
         eot_ok = res.clean_correct & ~res.success
+        torch.manual_seed(0)
+        res, t = timed(
+            lambda: attack(
+                model,
+                x,
+                y,
+                "pgd",
+                eps=eps,
+                steps=args.ref_steps,
+                restarts=args.ref_restarts,
+                eot=args.ref_eot,
+                seed=0,
+                **ev,
+            )
+        )
+        add(
+            "random resize + pad",
+            f"PGD-{args.ref_steps} x {args.ref_restarts} restarts + EOT {args.ref_eot} "
+            "(robustcv at the reference's budget)",
+            res,
+            t,
+        )
         torch.manual_seed(0)
         ref_ok, t = timed(
             lambda: reference_row(RandomResizePad(), base, x, y, args, evals=args.eval)

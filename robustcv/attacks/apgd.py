@@ -154,6 +154,10 @@ def _run(
     ) -> torch.Tensor:
         pred = logits.argmax(1)
         adv = pred == ta if (ta is not None and targeted_success) else pred != ya
+        if ctx.stochastic and bool(adv.any()):
+            # one draw of a random prediction is no success: confirm it by the runner's rule
+            # (the majority of eot_eval fresh draws) before the sample stops
+            adv = adv & ctx.confirmed(xa, ya, ta if targeted_success else None, adv)
         new = adv & ~done[rows]
         best[rows[new]] = xa[new]
         done[rows[new]] = True

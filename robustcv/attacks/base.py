@@ -59,6 +59,9 @@ class AttackContext:
         notes: things the attack wants recorded in the result (e.g. a loss switch).
         keys: (B,) a hash of each clean image's content; per-sample randomness is keyed by
             (seed, keys[i]), so results depend neither on batch size nor on sample order.
+        eot_eval: the runner decides success over this many evaluations (majority or all,
+            ``eot_rule``); above 1 the model's prediction is random (:attr:`stochastic`).
+        eot_rule: ``"majority"`` or ``"all"``.
     """
 
     model: Model
@@ -68,6 +71,45 @@ class AttackContext:
     seed: int
     keys: torch.Tensor
     notes: dict[str, str] = field(default_factory=dict)
+    eot_eval: int = 1
+    eot_rule: str = "majority"
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the model's prediction is random (success is decided over draws).
+
+        A prediction seen inside an attack is then one draw. PGD does not stop at the first
+        success: it keeps maximising its loss and returns the highest-loss point, which later
+        draws misclassify far more often than a point that just crossed the boundary. APGD
+        (whose step-size rule compares loss values, which one draw makes noisy) stops a sample
+        only once :meth:`confirmed` agrees.
+        """
+        return self.eot_eval > 1
+
+    def confirmed(
+        self,
+        xa: torch.Tensor,
+        y: torch.Tensor,
+        targets: torch.Tensor | None,
+        rows: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B,) bool: where ``rows``, ``xa`` is adversarial by the runner's rule over fresh draws.
+
+        ``eot_eval`` single-draw evaluations of the rows asked for (the others are False);
+        success means reaching ``targets`` when given, else any misclassification.
+        """
+        out = torch.zeros_like(rows)
+        idx = torch.nonzero(rows).flatten()
+        base = getattr(self.model, "_model", self.model)  # one draw, not an EOT average
+        with torch.no_grad():
+            votes = torch.zeros(idx.numel(), device=xa.device)
+            for _ in range(self.eot_eval):
+                pred = base.logits(xa[idx], validate=False).argmax(1)
+                hit = pred == targets[idx] if targets is not None else pred != y[idx]
+                votes += hit.float()
+        need = self.eot_eval if self.eot_rule == "all" else self.eot_eval // 2 + 1
+        out[idx] = votes >= need
+        return out
 
     @property
     def targeted(self) -> bool:
@@ -377,7 +419,16 @@ def attack(
     x_in = x.detach().to(model.device)
     y_in = y.to(model.device)
     attacked = cast(Model, EOTModel(model, eot)) if eot > 1 else model
-    ctx = AttackContext(attacked, threat, eps_t, targets, seed, content_keys(x_in))
+    ctx = AttackContext(
+        attacked,
+        threat,
+        eps_t,
+        targets,
+        seed,
+        content_keys(x_in),
+        eot_eval=eot_eval,
+        eot_rule=eot_rule,
+    )
     before = model.counts()
     start = time.perf_counter()
     clean_wrong = _votes(model, x_in, ctx, y_in, eot_eval, eot_rule)

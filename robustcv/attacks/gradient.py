@@ -204,7 +204,10 @@ def pgd(
                 logits, values, grad = _grad(ctx, xa, yi, ti, loss, ri)
             pred = logits.argmax(1)
             adv = pred != yi if ti is None else pred == ti
-            if divergence:  # no success before the last iterate, whatever the prediction
+            if divergence or ctx.stochastic:
+                # TRADES: no success before the last iterate, whatever the prediction; a
+                # stochastic model: one draw of the prediction is no success either (keep
+                # maximising the loss; the highest-loss iterate is returned)
                 adv = torch.zeros_like(adv)
             # record: first success wins; otherwise keep the highest-loss iterate
             new_adv = adv & ~done[idx]
