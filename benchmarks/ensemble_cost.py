@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _ensemble_setup import ensemble_args, load_model_and_images
 from _sections import write_section
 
 import robustcv
@@ -51,16 +52,9 @@ def autoattack_passes(broken_by: list[str | None], k: int) -> dict[str, tuple[fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--model", default="zoo:fmnist-cnn-at")
-    parser.add_argument("--eps", type=float, default=0.1)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs")
+    ensemble_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = robustcv.load_model(args.model)
-    data = robustcv.load_dataset("fashion-mnist", split="test", limit=args.n)
+    model, data = load_model_and_images(args)
     res = robustcv.robust_accuracy(model, data.x, data.y, eps=args.eps, seed=0)
     section = render(args, res, model.num_classes)
     print(section)

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from _ensemble_setup import ensemble_args, load_model_and_images
 from _sections import write_section
 from torch import nn
 
@@ -66,17 +67,10 @@ def run_autoattack(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--model", default="zoo:fmnist-cnn-at")
-    parser.add_argument("--eps", type=float, default=0.1)
+    ensemble_args(parser)
     parser.add_argument("--batch", type=int, default=500, help="AutoAttack's batch size")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--no-write", action="store_true", help="do not update docs")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = robustcv.load_model(args.model)
-    data = robustcv.load_dataset("fashion-mnist", split="test", limit=args.n)
+    model, data = load_model_and_images(args)
     x, y = data.x, data.y
     load_before = os.getloadavg()[0]
 

@@ -648,6 +648,8 @@ def test_channels_last_must_be_a_bool() -> None:
 
     with pytest.raises(InputError, match="channels_last must be True or False"):
         Model(_conv_net(), channels_last="yes")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"channels_last=True needs an nn\.Module"):
+        Model(lambda z: z.flatten(1)[:, :3], channels_last=True)
 
 
 def test_load_model_passes_channels_last_to_zoo_models() -> None:

@@ -98,17 +98,19 @@ class AttackContext:
         ``eot_eval`` single-draw evaluations of the rows asked for (the others are False);
         success means reaching ``targets`` when given, else any misclassification.
         """
-        out = torch.zeros_like(rows)
+        from robustcv.attacks.adaptive import EOTModel
+
+        one_draw = self.model._model if isinstance(self.model, EOTModel) else self.model
         idx = torch.nonzero(rows).flatten()
-        base = getattr(self.model, "_model", self.model)  # one draw, not an EOT average
-        with torch.no_grad():
-            votes = torch.zeros(idx.numel(), device=xa.device)
-            for _ in range(self.eot_eval):
-                pred = base.logits(xa[idx], validate=False).argmax(1)
-                hit = pred == targets[idx] if targets is not None else pred != y[idx]
-                votes += hit.float()
-        need = self.eot_eval if self.eot_rule == "all" else self.eot_eval // 2 + 1
-        out[idx] = votes >= need
+        out = torch.zeros_like(rows)
+        out[idx] = _votes(
+            one_draw,
+            xa[idx],
+            y[idx],
+            None if targets is None else targets[idx],
+            self.eot_eval,
+            self.eot_rule,
+        )
         return out
 
     @property
@@ -431,7 +433,7 @@ def attack(
     )
     before = model.counts()
     start = time.perf_counter()
-    clean_wrong = _votes(model, x_in, ctx, y_in, eot_eval, eot_rule)
+    clean_wrong = _votes(model, x_in, y_in, targets, eot_eval, eot_rule)
     with bpda_substitution(model, bpda), _no_gradient_path(spec, bpda):
         x_adv = spec.fn(ctx, x_in.clone(), y_in, **merged).detach()
     if x_adv.shape != x_in.shape:
@@ -447,7 +449,7 @@ def attack(
         logits = model.logits(x_adv, validate=False)
     nan_rows = ~torch.isfinite(logits).all(1)
     if eot_eval > 1:
-        success = _votes(model, x_adv, ctx, y_in, eot_eval, eot_rule, first=logits) & ~nan_rows
+        success = _votes(model, x_adv, y_in, targets, eot_eval, eot_rule, first=logits) & ~nan_rows
     else:
         success = ctx.is_adversarial(logits, y_in) & ~nan_rows
     clean_correct = ~clean_wrong
@@ -495,8 +497,8 @@ def attack(
 def _votes(
     model: Model,
     x: torch.Tensor,
-    ctx: AttackContext,
     y: torch.Tensor,
+    targets: torch.Tensor | None,
     evaluations: int,
     rule: str,
     first: torch.Tensor | None = None,
@@ -506,7 +508,8 @@ def _votes(
     with torch.no_grad():
         for i in range(evaluations):
             logits = first if (i == 0 and first is not None) else model.logits(x, validate=False)
-            votes += ctx.is_adversarial(logits, y).long()
+            pred = logits.argmax(1)
+            votes += (pred != y if targets is None else pred == targets).long()
     return votes * 2 > evaluations if rule == "majority" else votes == evaluations
 
 

@@ -124,11 +124,12 @@ class Model:
             (default) raises :class:`InputError` naming how many rows are affected; ``"warn"``
             warns (:class:`NonFiniteLogitsWarning`) and returns them (``accuracy`` then counts
             those images as wrong).
-        channels_last: run the network in the channels-last memory layout: its 4-D weights are
-            converted once (in place, like the move to ``device``) and every preprocessed
-            batch is handed over channels-last. On the CPU this makes convolutional networks
-            faster (zoo:fmnist-cnn-at forward+backward: 1.21-1.35x at batch 32-500); values
-            agree with the default layout to float rounding (about 1e-9 on the zoo CNN's input
+        channels_last: run the network (an ``nn.Module``; ONNX models and plain callables are
+            refused) in the channels-last memory layout: its 4-D weights are converted once
+            (in place, like the move to ``device``) and every preprocessed batch is handed
+            over channels-last. On the CPU this makes convolutional networks faster
+            (zoo:fmnist-cnn-at forward+backward: 1.21-1.35x at batch 32-500); values agree
+            with the default layout to float rounding (about 1e-9 on the zoo CNN's input
             gradients), not to the bit. Off by default, so that stored results stay
             reproducible bit for bit.
 
@@ -174,6 +175,11 @@ class Model:
         self.device = self._resolve_device(net, device)
         if not isinstance(channels_last, bool):
             raise InputError(f"channels_last must be True or False, got {channels_last!r}")
+        if channels_last and not isinstance(net, nn.Module):
+            raise InputError(
+                f"channels_last=True needs an nn.Module (its weights are converted); "
+                f"{type(net).__name__} is not one: drop channels_last"
+            )
         self.channels_last = channels_last
         if isinstance(net, nn.Module):
             net.to(self.device)

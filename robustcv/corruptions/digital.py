@@ -412,17 +412,16 @@ def _decode_jpeg(buf: IO[bytes], channels: int) -> np.ndarray:
     simplejpeg when it is installed (with the settings that make it equal Pillow's decoder:
     accurate DCT, smooth chroma upsampling), else Pillow.
     """
+    buf.seek(0)
     if _simplejpeg is not None:
-        data = buf.getvalue() if isinstance(buf, io.BytesIO) else (buf.seek(0), buf.read())[1]
         return np.asarray(
             _simplejpeg.decode_jpeg(
-                data,
+                buf.read(),
                 colorspace="GRAY" if channels == 1 else "RGB",
                 fastdct=False,
                 fastupsample=False,
             )
         )
-    buf.seek(0)
     return np.asarray(Image.open(buf, formats=("JPEG",)))
 
 
